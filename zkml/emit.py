@@ -1,0 +1,83 @@
+"""Emit `main.circom`: one component per IR node, wired through flat signal arrays.
+
+Constant template arguments (weights, index maps) become circom functions named after
+the node so the generated file stays readable; every component carries a comment naming
+the ONNX nodes it implements and its types.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jinja2
+
+from . import __version__
+from .ir import Graph, Tensor, verify
+from .ops import REGISTRY
+from .toolchain import CIRCUITS_DIR
+
+
+def _ident(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_")
+    return s or "node"
+
+
+def _circom_value(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_circom_value(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, int):
+        return str(v)
+    raise TypeError(f"cannot emit template argument {v!r}")
+
+
+def _ttype(t: Tensor) -> str:
+    return f"uint{t.bits}{t.shape}"
+
+
+def emit(graph: Graph) -> str:
+    bounds = verify(graph)
+    src: dict[str, str] = {graph.inputs[0]: "input_range.out"}
+    nodes, consts, includes = [], [], ["range.circom"]
+    for k, node in enumerate(graph.nodes):
+        op = REGISTRY[node.op]
+        ins = [graph.tensors[i] for i in node.inputs]
+        out = graph.tensors[node.output]
+        var = f"n{k}_{_ident(node.name)}"[:60]
+        comment = (f"node '{node.name}': {node.op} <- {', '.join(node.onnx)}; "
+                   f"{' x '.join(_ttype(t) for t in ins)} -> {_ttype(out)}")
+        spec = op.circom(node, ins, out, bounds[node.name])
+        if spec is None:
+            src[node.output] = src[node.inputs[0]]
+            nodes.append(dict(comment=comment, template=None, output=node.output))
+            continue
+        template, args = spec
+        if op.template_file not in includes:
+            includes.append(op.template_file)
+        rendered = []
+        for j, a in enumerate(args):
+            if isinstance(a, (list, tuple)):
+                fname = f"{var}_c{j}"
+                consts.append(dict(name=fname, value=_circom_value(a)))
+                rendered.append(f"{fname}()")
+            else:
+                rendered.append(_circom_value(a))
+        ports = [("in", src[node.inputs[0]])] if len(ins) == 1 else \
+            [(p, src[i]) for p, i in zip(("a", "b", "c", "d"), node.inputs)]
+        nodes.append(dict(comment=comment, template=template, var=var, args=", ".join(rendered),
+                          ports=ports, output=node.output))
+        src[node.output] = f"{var}.out"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(CIRCUITS_DIR)),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    tin = graph.tensors[graph.inputs[0]]
+    outs = [dict(name=o, bits=graph.tensors[o].bits, shape=graph.tensors[o].shape,
+                 scale=graph.tensors[o].scale, zero_point=graph.tensors[o].zero_point,
+                 size=graph.tensors[o].size, src=src[o]) for o in graph.outputs]
+    post = graph.meta.get("postprocess")
+    return env.get_template("main.circom.j2").render(
+        version=__version__, source=Path(graph.meta.get("source", "?")).name,
+        input=dict(name=tin.name, bits=tin.bits, shape=tin.shape, scale=tin.scale,
+                   zero_point=tin.zero_point, size=tin.size),
+        outputs=outs, postprocess=(f"{post['op']} over axis {post['axis']}" if post else ""),
+        includes=includes, consts=consts, nodes=nodes)

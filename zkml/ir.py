@@ -1,0 +1,159 @@
+"""The integer IR: small typed dataclasses, saved as JSON (`build/model.ir.json`).
+
+Every tensor is an array of unsigned integers in [0, 2**bits) with a dequantization
+rule real = scale * (q - zero_point). Scales are metadata for dequantizing only: no
+computation after quantization uses a float. Each node's integer semantics is defined by
+its operator in `zkml/ops/` (one file per operator: params, kernel, bound rule, circom).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BitWidthError, BuildError
+
+IR_VERSION = 1
+# BN254 scalar field: r ~ 2^253.6. Every integer the circuit represents must stay below
+# 2^FIELD_SAFE_BITS so that field arithmetic equals integer arithmetic and every
+# decomposition into bits is unique.
+FIELD_SAFE_BITS = 252
+BN254_R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: list[int]
+    bits: int
+    scale: float
+    zero_point: int
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def qmax(self) -> int:
+        return (1 << self.bits) - 1
+
+
+@dataclass
+class Node:
+    op: str                 # IR operator name, a key of zkml.ops.REGISTRY
+    name: str               # unique IR node name (from the ONNX node that produced the output)
+    inputs: list[str]
+    output: str
+    params: Any             # the operator's Params dataclass
+    onnx: list[str] = field(default_factory=list)  # "OpType 'name'" of every ONNX node fused here
+
+
+@dataclass
+class Graph:
+    inputs: list[str]
+    outputs: list[str]
+    tensors: dict[str, Tensor]
+    nodes: list[Node]
+    meta: dict = field(default_factory=dict)
+
+    def producer(self, tensor: str) -> Node | None:
+        for n in self.nodes:
+            if n.output == tensor:
+                return n
+        return None
+
+    # -- serialization -------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {
+            "ir_version": IR_VERSION,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "tensors": {k: dataclasses.asdict(t) for k, t in self.tensors.items()},
+            "nodes": [
+                {"op": n.op, "name": n.name, "inputs": n.inputs, "output": n.output,
+                 "onnx": n.onnx, "params": dataclasses.asdict(n.params)}
+                for n in self.nodes
+            ],
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Graph":
+        from .ops import REGISTRY  # the registry holds each operator's Params type
+
+        if d.get("ir_version") != IR_VERSION:
+            raise BuildError(f"IR version {d.get('ir_version')} is not {IR_VERSION}; recompile the model")
+        nodes = []
+        for nd in d["nodes"]:
+            if nd["op"] not in REGISTRY:
+                raise BuildError(f"IR node '{nd['name']}' has unknown op {nd['op']}")
+            params = REGISTRY[nd["op"]].Params(**nd["params"])
+            nodes.append(Node(nd["op"], nd["name"], nd["inputs"], nd["output"], params, nd.get("onnx", [])))
+        tensors = {k: Tensor(**t) for k, t in d["tensors"].items()}
+        return cls(d["inputs"], d["outputs"], tensors, nodes, d.get("meta", {}))
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), separators=(",", ":")))
+
+    @classmethod
+    def load(cls, path: Path) -> "Graph":
+        p = Path(path)
+        if not p.exists():
+            raise BuildError(f"{p} not found: run `zkml compile` first")
+        try:
+            d = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise BuildError(f"{p} is not valid JSON ({e}); recompile the model") from None
+        try:
+            return cls.from_json(d)
+        except (KeyError, TypeError) as e:
+            raise BuildError(f"{p} is not a zkml IR file ({e}); recompile the model") from None
+
+
+def bits_for(v: int) -> int:
+    """Bits needed to hold the non-negative integer v (at least 1)."""
+    if v < 0:
+        raise ValueError("bits_for takes a non-negative integer")
+    return max(1, int(v).bit_length())
+
+
+def verify(graph: Graph) -> dict[str, Any]:
+    """Check the graph is well formed and compute every node's bounds.
+
+    Returns {node name: the operator's bound record}. Raises BitWidthError naming the
+    node and the bits when any value the circuit handles could reach the field size, and
+    BuildError on structural problems (unknown tensors, shape or bit mismatches).
+    """
+    from .ops import REGISTRY
+
+    known = set(graph.inputs)
+    for name in graph.inputs:
+        if name not in graph.tensors:
+            raise BuildError(f"graph input '{name}' has no tensor record")
+    bounds = {}
+    for node in graph.nodes:
+        for i in node.inputs:
+            if i not in known:
+                raise BuildError(f"node '{node.name}' reads '{i}' before it is computed")
+        if node.op not in REGISTRY:
+            raise BuildError(f"node '{node.name}' has unknown op {node.op}")
+        op = REGISTRY[node.op]
+        ins = [graph.tensors[i] for i in node.inputs]
+        out = graph.tensors[node.output]
+        b = op.bounds(node, ins, out)
+        if b.max_bits > FIELD_SAFE_BITS:
+            raise BitWidthError(node.name, b.max_bits, FIELD_SAFE_BITS, b.what)
+        for t in (*ins, out):
+            if t.bits > FIELD_SAFE_BITS - 2:
+                raise BitWidthError(node.name, t.bits, FIELD_SAFE_BITS - 2, f"tensor '{t.name}'")
+        bounds[node.name] = b
+        known.add(node.output)
+    for o in graph.outputs:
+        if o not in known:
+            raise BuildError(f"graph output '{o}' is never computed")
+    return bounds

@@ -1,0 +1,221 @@
+"""Load an ONNX model into the canonical float graph (zkml.fgraph).
+
+Steps: read and check the file, upgrade opsets older than 13 with onnx's version
+converter, fix the batch dimension to 1, infer shapes, fold constants, map every node
+through the operator registry's ONNX rules, then fuse (constant Add into the preceding
+Dense's bias; Relu into the preceding Dense/Add). Anything unknown raises
+UnsupportedOpError naming the op, the opset and the node.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference
+
+from .errors import ModelError, UnsupportedOpError
+from .fgraph import FGraph, FNode
+from .ops import ONNX_RULES
+
+MIN_OPSET = 13
+# nodes that only relabel or carry constants and need no rule of their own
+_CONST_OPS = {"Constant"}
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return imp.version
+    return 0
+
+
+def load_model(path: str | Path) -> onnx.ModelProto:
+    """Read, check and normalize an ONNX file (opset >= 13, batch 1, shapes inferred)."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(f"{p}: no such file")
+    data = p.read_bytes()
+    if not data:
+        raise ModelError(f"{p}: the file is empty, not an ONNX model")
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as e:  # protobuf raises DecodeError and friends
+        raise ModelError(f"{p}: not a valid ONNX file ({type(e).__name__}: {str(e)[:200]})") from None
+    if not model.graph.node and not model.graph.output:
+        raise ModelError(f"{p}: the ONNX graph is empty")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:
+        raise ModelError(f"{p}: the ONNX checker rejects the model: {str(e).splitlines()[0][:300]}") from None
+    for imp in model.opset_import:
+        if imp.domain not in ("", "ai.onnx"):
+            used = {n.domain for n in model.graph.node}
+            if imp.domain in used:
+                n = next(n for n in model.graph.node if n.domain == imp.domain)
+                raise UnsupportedOpError(f"{imp.domain}.{n.op_type}", imp.version, n.name or n.op_type,
+                                         "custom operator domains are not supported")
+    opset = _opset(model)
+    if opset < MIN_OPSET:
+        try:
+            from onnx import version_converter
+            model = version_converter.convert_version(model, MIN_OPSET)
+        except Exception as e:
+            raise ModelError(f"{p}: opset {opset} is older than {MIN_OPSET} and onnx's version converter "
+                             f"could not upgrade it ({str(e).splitlines()[0][:200]})") from None
+    _fix_batch(model)
+    try:
+        model = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as e:
+        raise ModelError(f"{p}: ONNX shape inference failed: {str(e).splitlines()[0][:300]}") from None
+    return model
+
+
+def _fix_batch(model: onnx.ModelProto) -> None:
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    for vi in list(inputs) + list(model.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        for k, d in enumerate(dims):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                continue
+            if k == 0 or vi in model.graph.output:
+                d.ClearField("dim_param")
+                d.dim_value = 1
+            else:
+                raise ModelError(f"input '{vi.name}' has a dynamic dimension {k} ('{d.dim_param}'); "
+                                 "only the batch dimension may be dynamic (it is fixed to 1)")
+    # stale value_info may carry the symbolic batch; inference recomputes it
+    del model.graph.value_info[:]
+
+
+def _shape_of(vi) -> list[int] | None:
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        return None
+    dims = []
+    for d in tt.shape.dim:
+        if not d.HasField("dim_value"):
+            return None
+        dims.append(int(d.dim_value))
+    return dims
+
+
+def _fold(node: onnx.NodeProto, consts: dict, opset: int) -> list[np.ndarray]:
+    """Evaluate a node whose inputs are all constants with onnx's reference evaluator."""
+    if node.op_type == "Constant":
+        attr = node.attribute[0]
+        if attr.name == "value":
+            return [numpy_helper.to_array(attr.t)]
+        return [np.array(onnx.helper.get_attribute_value(attr))]
+    from onnx.reference import ReferenceEvaluator
+    try:
+        ev = ReferenceEvaluator(node)
+        return list(ev.run(None, {i: consts[i] for i in node.input if i}))
+    except Exception as e:
+        raise UnsupportedOpError(node.op_type, opset, node.name or node.op_type,
+                                 f"constant folding failed: {str(e)[:200]}") from None
+
+
+def import_onnx(path: str | Path) -> tuple[FGraph, onnx.ModelProto]:
+    """Return the canonical float graph and the normalized ONNX model (for onnxruntime)."""
+    model = load_model(path)
+    g = model.graph
+    opset = _opset(model)
+    consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    inputs = [i.name for i in g.input if i.name not in consts]
+    if len(inputs) != 1:
+        raise ModelError(f"{path}: the model has {len(inputs)} inputs {inputs}; zkml supports exactly one")
+    shapes: dict[str, list[int]] = {}
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        s = _shape_of(vi)
+        if s is not None:
+            shapes[vi.name] = s
+        if vi.name in inputs and vi.type.tensor_type.elem_type not in (onnx.TensorProto.FLOAT,
+                                                                        onnx.TensorProto.DOUBLE,
+                                                                        onnx.TensorProto.FLOAT16):
+            raise ModelError(f"input '{vi.name}' is not a float tensor; zkml quantizes float inputs")
+    fg = FGraph(inputs=inputs, outputs=[o.name for o in g.output], shapes=shapes, nodes=[],
+                constants=consts, opset=opset, source=str(path))
+    for k, node in enumerate(g.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{k}"
+        if all((not i) or i in consts for i in node.input) and node.op_type not in ("Softmax",):
+            for name, val in zip(node.output, _fold(node, consts, opset)):
+                consts[name] = np.asarray(val)
+            continue
+        if node.op_type == "Softmax":
+            fg.nodes.append(FNode("Softmax", node.name, [node.input[0]], node.output[0],
+                                  {"axis": _attr_int(node, "axis", -1)}, [f"Softmax '{node.name}'"]))
+            continue
+        if node.op_type == "Dropout":
+            node = onnx.helper.make_node("Identity", [node.input[0]], [node.output[0]], name=node.name)
+        if node.op_type == "Reshape" and node.input[1] not in consts:
+            raise UnsupportedOpError("Reshape", opset, node.name, "the target shape must be a constant")
+        rule = ONNX_RULES.get(node.op_type)
+        if rule is None or node.domain not in ("", "ai.onnx"):
+            raise UnsupportedOpError(node.op_type, opset, node.name)
+        fg.nodes.extend(rule(node, fg, opset))
+    for n in fg.nodes:
+        for t in [*n.inputs, n.output]:
+            if t not in consts and t not in shapes:
+                raise ModelError(f"shape inference left the shape of '{t}' (node '{n.name}') unknown")
+    _check_softmax(fg)
+    _fuse(fg)
+    return fg, model
+
+
+def _attr_int(node, name, default):
+    for a in node.attribute:
+        if a.name == name:
+            return int(a.i)
+    return default
+
+
+def _check_softmax(fg: FGraph) -> None:
+    for n in fg.nodes:
+        if n.op == "Softmax" and (n.output not in fg.outputs or fg.consumers(n.output)):
+            raise UnsupportedOpError("Softmax", fg.opset, n.name,
+                                     "Softmax is supported only as the last node (left to the caller)")
+
+
+def _single_use(fg: FGraph, tensor: str) -> bool:
+    return tensor not in fg.outputs and len(fg.consumers(tensor)) == 1
+
+
+def _fuse(fg: FGraph) -> None:
+    changed = True
+    while changed:
+        changed = False
+        for n in list(fg.nodes):
+            users = fg.consumers(n.output)
+            if len(users) != 1 or not _single_use(fg, n.output):
+                continue
+            u = users[0]
+            # Dense -> Add(constant): fold into the bias
+            if n.op == "Dense" and u.op == "Add" and not n.attrs["relu"]:
+                other = [i for i in u.inputs if i != n.output]
+                if len(other) == 1 and other[0] in fg.constants:
+                    c = fg.constants[other[0]].astype(np.float64)
+                    out_shape = fg.shapes[u.output]
+                    if list(np.broadcast_shapes(c.shape, fg.shapes[n.output])) != list(fg.shapes[n.output]):
+                        continue
+                    cb = np.broadcast_to(c, out_shape).reshape(-1, n.attrs["W"].shape[0])
+                    if not np.all(cb == cb[0]):
+                        continue  # varies per row: not a bias
+                    n.attrs["b"] = n.attrs["b"] + cb[0]
+                    _absorb(fg, n, u)
+                    changed = True
+                    break
+            # Dense/Add -> Relu: clamp at the zero point inside the requantization
+            if n.op in ("Dense", "Add") and u.op == "Relu" and not n.attrs.get("relu"):
+                n.attrs["relu"] = True
+                _absorb(fg, n, u)
+                changed = True
+                break
+
+
+def _absorb(fg: FGraph, n: FNode, u: FNode) -> None:
+    n.output = u.output
+    n.onnx = n.onnx + u.onnx
+    fg.nodes.remove(u)
