@@ -56,13 +56,13 @@ def emit(graph: Graph) -> str:
         if op.template_file not in includes:
             includes.append(op.template_file)
         rendered = []
-        for j, a in enumerate(args):
+        for pname, a in args:
             if isinstance(a, (list, tuple)):
-                fname = f"{var}_c{j}"
+                fname = f"{var}_{pname}"
                 consts.append(dict(name=fname, value=_circom_value(a)))
                 rendered.append(f"{fname}()")
             else:
-                rendered.append(_circom_value(a))
+                rendered.append(f"{_circom_value(a)} /*{pname}*/")
         ports = [("in", src[node.inputs[0]])] if len(ins) == 1 else \
             [(p, src[i]) for p, i in zip(("a", "b", "c", "d"), node.inputs)]
         nodes.append(dict(comment=comment, template=template, var=var, args=", ".join(rendered),

@@ -40,7 +40,7 @@ class OpDef:
         raise NotImplementedError
 
     def circom(self, node, ins, out, bounds: Bounds):
-        """Return (template name, [args]) or None when the node is a pure relabeling."""
+        """Return (template name, [(parameter name, value), ...]) or None for a pure relabeling."""
         raise NotImplementedError  # pragma: no cover
 
 

@@ -50,4 +50,4 @@ def requant_bounds(amin: int, amax: int, shift: int, zp: int, lo: int, bits: int
 
 def requant_args(b: Bounds) -> list:
     c = b.circuit
-    return [c["SHIFT"], c["QBITS"], c["LO"], c["HI"], c["OFF"], c["CLAMP_LO"], c["CLAMP_HI"]]
+    return [(k, c[k]) for k in ("SHIFT", "QBITS", "LO", "HI", "OFF", "CLAMP_LO", "CLAMP_HI")]

@@ -80,5 +80,6 @@ class Add(OpDef):
         p: Params = node.params
         ia = p.a_index if p.a_index is not None else list(range(p.n))
         ib = p.b_index if p.b_index is not None else list(range(p.n))
-        return "AddRequant", [p.n, ins[0].size, ins[1].size, ia, ib, p.a_zp, p.b_zp, p.ma, p.mb,
-                              b.circuit["K"], *requant_args(b)]
+        return "AddRequant", [("N", p.n), ("NA", ins[0].size), ("NB", ins[1].size), ("IA", ia),
+                              ("IB", ib), ("AZP", p.a_zp), ("BZP", p.b_zp), ("MA", p.ma), ("MB", p.mb),
+                              ("K", b.circuit["K"]), *requant_args(b)]

@@ -136,5 +136,6 @@ class Dense(OpDef):
 
     def circom(self, node, ins, out, b: Bounds):
         p: Params = node.params
-        return "Dense", [p.rows, p.n_in, p.n_out, p.w, p.w_zp, p.bias, p.x_zp, p.mult,
-                         b.circuit["K"], *requant_args(b)]
+        return "Dense", [("ROWS", p.rows), ("NIN", p.n_in), ("NOUT", p.n_out), ("W", p.w),
+                         ("WZP", p.w_zp), ("B", p.bias), ("XZP", p.x_zp), ("M", p.mult),
+                         ("K", b.circuit["K"]), *requant_args(b)]

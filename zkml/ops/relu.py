@@ -44,4 +44,4 @@ class Relu(OpDef):
 
     def circom(self, node, ins, out, b: Bounds):
         p: Params = node.params
-        return "ReluZp", [p.n, p.bits, p.zp]
+        return "ReluZp", [("N", p.n), ("BITS", p.bits), ("ZP", p.zp)]

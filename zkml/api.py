@@ -1,0 +1,243 @@
+"""The library behind the CLI: one function per command, chained through default file
+names in the build folder.
+
+    compile(model)           -> build/model.ir.json, main.circom, main.r1cs, main_js/, build.json
+    run(build, input)        -> integer + dequantized outputs, compared with onnxruntime
+    setup(build)             -> main.zkey, verification_key.json, setup.json
+    prove(build, input)      -> witness.wtns, proof.json, public.json (setup first when keys are missing)
+    verify(build)            -> snarkjs and the independent Python verifier must both accept
+    deploy(build, rpc)       -> Solidity verifier on a chain, verifyProof called on-chain
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+
+import zkml_runtime as rt
+
+from . import __version__, groth16, toolchain
+from .emit import emit
+from .errors import BuildError, InputError, ZkmlError
+from .inputs import load_input, load_samples
+from .ir import BN254_R, Graph, verify as ir_verify
+from .onnx_import import import_onnx
+from .quantize import CalibrationWarning, QuantConfig, calibrate, fallback_samples, quantize, run_float
+from .wtns import read_wtns
+
+Log = Callable[[str], None]
+_quiet: Log = lambda s: None  # noqa: E731
+
+# files a compile invalidates (keys and proofs of an older circuit)
+_STALE = ["main.zkey", "verification_key.json", "setup.json", "witness.wtns", "proof.json",
+          "public.json", "prove.json", "deployment.json", "Verifier.sol", "input.json"]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _read_json(path: Path, what: str) -> dict | list:
+    if not path.exists():
+        raise BuildError(f"{path} not found ({what})")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise BuildError(f"{path} is not valid JSON ({e})") from None
+
+
+# --------------------------------------------------------------------------- compile
+def compile(model: str | Path, out_dir: str | Path = "build", calibration: str | Path | None = None,
+            cfg: QuantConfig | None = None, log: Log = _quiet) -> dict:
+    cfg = cfg or QuantConfig()
+    out = Path(out_dir)
+    t0 = time.time()
+    fg, onnx_model = import_onnx(model)
+    shape = fg.shapes[fg.inputs[0]]
+    log(f"imported {model}: opset {fg.opset}, {len(fg.nodes)} canonical nodes, input {fg.inputs[0]}{shape}")
+    if calibration:
+        samples = load_samples(calibration, shape, "calibration")
+        calib = dict(file=str(calibration), samples=int(samples.shape[0]))
+    else:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CalibrationWarning)
+            samples = fallback_samples(shape)
+        for w in caught:
+            log(f"WARNING: {w.message}")
+        calib = dict(file=None, samples=int(samples.shape[0]), fallback="standard normal")
+    ranges = calibrate(fg, onnx_model, samples)
+    graph = quantize(fg, ranges, cfg, meta={"calibration": calib})
+    log(f"quantized: {len(graph.nodes)} integer nodes, activations uint{cfg.act_bits}, "
+        f"weights uint{cfg.weight_bits} per {'channel' if cfg.per_channel else 'tensor'}")
+    out.mkdir(parents=True, exist_ok=True)
+    for f in _STALE:
+        (out / f).unlink(missing_ok=True)
+    graph.save(out / "model.ir.json")
+    onnx.save(onnx_model, out / "model.onnx")
+    (out / "main.circom").write_text(emit(graph))
+    log("compiling the circuit with circom --O2 ...")
+    t1 = time.time()
+    if (out / "main_js").exists():
+        shutil.rmtree(out / "main_js")
+    toolchain.circom(out / "main.circom", out, flags=["--r1cs", "--wasm", "--sym", "--O2"],
+                     hint="circom rejected the generated circuit: this is a zkml bug, please report it")
+    info = groth16.r1cs_info(out / "main.r1cs")
+    meta = dict(
+        zkml_version=__version__, source=str(model), source_sha256=_sha256(Path(model)),
+        input=asdict(graph.tensors[graph.inputs[0]]),
+        outputs=[asdict(graph.tensors[o]) for o in graph.outputs],
+        postprocess=graph.meta.get("postprocess"), calibration=calib, quant=asdict(cfg),
+        circuit=info, seconds=dict(quantize=round(t1 - t0, 2), circom=round(time.time() - t1, 2)))
+    (out / "build.json").write_text(json.dumps(meta, indent=2))
+    log(f"circuit: {info['constraints']} constraints, {info['wires']} wires, "
+        f"{info['public_outputs']} public outputs  ({out / 'main.r1cs'})")
+    return meta
+
+
+def load_graph(build: str | Path) -> Graph:
+    g = Graph.load(Path(build) / "model.ir.json")
+    ir_verify(g)
+    return g
+
+
+# --------------------------------------------------------------------------- run
+@dataclass
+class RunResult:
+    q_input: list
+    clipped: int
+    q_outputs: list
+    outputs: list                 # dequantized (and post-processed) floats
+    reference: list | None        # onnxruntime floats
+    max_abs_diff: float | None
+    max_diff_lsb: float | None    # in units of the output's quantization step
+    extra: dict = field(default_factory=dict)
+
+
+def run(build: str | Path, input: str | Path, log: Log = _quiet, reference: bool = True) -> RunResult:
+    build = Path(build)
+    g = load_graph(build)
+    x = load_input(input, g.tensors[g.inputs[0]].shape)
+    q, clipped = rt.quantize_input(g, x)
+    if clipped:
+        log(f"WARNING: {clipped} input values lay outside the calibrated range and were clipped")
+    qo = rt.run_outputs(g, q)[0]
+    deq = rt.dequantize(g, g.outputs[0], qo)
+    y = rt.postprocess(g, deq)
+    ref = diff = lsb = None
+    if reference:
+        model = onnx.load(str(build / "model.onnx"))
+        name = (g.meta.get("postprocess") or {}).get("onnx_output") or g.outputs[0]
+        logits = run_float(model, x[None], [g.outputs[0]])[g.outputs[0]][0]
+        ref = run_float(model, x[None], [name])[name][0]
+        diff = float(np.abs(y - ref).max())
+        lsb = float(np.abs(deq - logits).max() / g.tensors[g.outputs[0]].scale)
+    return RunResult(q.reshape(-1).tolist(), clipped, qo.reshape(-1).tolist(), y.reshape(-1).tolist(),
+                     None if ref is None else ref.reshape(-1).tolist(), diff, lsb)
+
+
+# --------------------------------------------------------------------------- witness
+def witness(build: str | Path, input: str | Path, log: Log = _quiet) -> tuple[Path, list[int]]:
+    """Compute the circuit witness for a float input; its outputs must equal the runtime's."""
+    build = Path(build)
+    g = load_graph(build)
+    x = load_input(input, g.tensors[g.inputs[0]].shape)
+    q, clipped = rt.quantize_input(g, x)
+    if clipped:
+        log(f"WARNING: {clipped} input values lay outside the calibrated range and were clipped")
+    expected = [int(v) for o in rt.run_outputs(g, q) for v in o.reshape(-1)]
+    return witness_from_integers(build, q, expected)
+
+
+def witness_from_integers(build: Path, q: np.ndarray, expected: list[int]) -> tuple[Path, list[int]]:
+    js = build / "main_js"
+    if not (js / "main.wasm").exists():
+        raise BuildError(f"{js / 'main.wasm'} not found: run `zkml compile` first")
+    (build / "input.json").write_text(json.dumps({"in": [int(v) for v in np.asarray(q).reshape(-1)]}))
+    wtns = build / "witness.wtns"
+    toolchain.run([toolchain.node(), js / "generate_witness.js", js / "main.wasm", build / "input.json", wtns],
+                  hint="the witness generator rejected the input")
+    values, _ = read_wtns(wtns)
+    got = values[1:1 + len(expected)]
+    if got != expected:
+        bad = next(i for i, (a, b) in enumerate(zip(got, expected)) if a != b)
+        raise ZkmlError(f"the circuit's witness differs from the reference runtime at output {bad} "
+                        f"(circuit {got[bad]}, runtime {expected[bad]}): this is a zkml bug, please report it")
+    return wtns, got
+
+
+# --------------------------------------------------------------------------- setup / prove
+def setup(build: str | Path, ptau: str | Path | None = None, log: Log = _quiet) -> dict:
+    build = Path(build)
+    if not (build / "main.r1cs").exists():
+        raise BuildError(f"{build / 'main.r1cs'} not found: run `zkml compile` first")
+    return groth16.setup(build, ptau, log)
+
+
+def prove(build: str | Path, input: str | Path, ptau: str | Path | None = None, log: Log = _quiet) -> dict:
+    build = Path(build)
+    times = {}
+    if not (build / "main.zkey").exists():
+        t = time.time()
+        log("no keys yet: running setup")
+        setup(build, ptau, log)
+        times["setup"] = round(time.time() - t, 2)
+    t = time.time()
+    wtns, outs = witness(build, input, log)
+    times["witness"] = round(time.time() - t, 2)
+    t = time.time()
+    proof, public = groth16.prove(build, wtns)
+    times["prove"] = round(time.time() - t, 2)
+    g = load_graph(build)
+    res = dict(input=str(input), outputs=outs, seconds=times,
+               dequantized=rt.dequantize(g, g.outputs[0], np.array(outs)).tolist())
+    (build / "prove.json").write_text(json.dumps(res, indent=2))
+    return res
+
+
+# --------------------------------------------------------------------------- verify
+@dataclass
+class VerifyResult:
+    valid: bool
+    snarkjs: bool | None
+    python: bool | None
+    reason: str = ""
+    outputs: list | None = None
+
+
+def verify(build: str | Path, proof: str | Path | None = None, public: str | Path | None = None,
+           vk: str | Path | None = None, log: Log = _quiet) -> VerifyResult:
+    from . import pyverify
+    build = Path(build)
+    vk_p = Path(vk) if vk else build / "verification_key.json"
+    proof_p = Path(proof) if proof else build / "proof.json"
+    public_p = Path(public) if public else build / "public.json"
+    vk_d = _read_json(vk_p, "run `zkml setup`")
+    proof_d = _read_json(proof_p, "run `zkml prove`")
+    pub = _read_json(public_p, "run `zkml prove`")
+    if not isinstance(pub, list) or not all(isinstance(v, str) and v.isdigit() for v in pub):
+        return VerifyResult(False, None, None, "public.json must be a list of decimal strings")
+    if any(int(v) >= BN254_R for v in pub):
+        return VerifyResult(False, None, None, "a public input is not below the field order r")
+    if len(pub) != vk_d.get("nPublic", -1):
+        return VerifyResult(False, None, None,
+                            f"{len(pub)} public inputs, the verification key expects {vk_d.get('nPublic')}")
+    s = groth16.snarkjs_verify(vk_p, public_p, proof_p)
+    p = pyverify.verify(vk_d, proof_d, pub)
+    if s != p:
+        raise ZkmlError(f"verifiers disagree: snarkjs says {s}, the Python verifier says {p}; please report this")
+    return VerifyResult(s and p, s, p, "" if s else "the pairing check failed", [int(v) for v in pub])
+
+
+# --------------------------------------------------------------------------- deploy
+def deploy(build: str | Path, rpc: str | None = None, log: Log = _quiet, **kw):
+    from . import evm
+    return evm.deploy_build(Path(build), rpc=rpc, log=log, **kw)

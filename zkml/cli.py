@@ -1,0 +1,157 @@
+"""zkml command line: thin wrappers over zkml.api, one command per library function."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from functools import wraps
+
+import click
+
+from . import __version__
+from .errors import ZkmlError
+
+
+def _log(msg: str) -> None:
+    click.echo(msg, err=msg.startswith("WARNING"))
+
+
+def _guard(fn):
+    """One-line errors and a non-zero exit instead of tracebacks."""
+    @wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except ZkmlError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except click.exceptions.Exit:
+            raise
+        except Exception as e:  # a bug: say so, keep the trace for ZKML_DEBUG=1
+            if os.environ.get("ZKML_DEBUG"):
+                traceback.print_exc()
+            click.echo(f"internal error: {type(e).__name__}: {e} (set ZKML_DEBUG=1 for the trace; "
+                       "please report it)", err=True)
+            sys.exit(3)
+    return wrapper
+
+
+BUILD = click.argument("build", type=click.Path(file_okay=False), default="build", required=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zkml")
+def main():
+    """Compile ONNX models to zero-knowledge circuits, prove and verify them (off-chain and on an EVM)."""
+
+
+@main.command("compile")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--calibration", "-c", type=click.Path(dir_okay=False),
+              help="Representative inputs (.npy/.npz/.json) for calibration. Without it: random inputs, warned.")
+@click.option("-o", "--out", "out", default="build", show_default=True, type=click.Path(file_okay=False),
+              help="Build folder.")
+@click.option("--bits", default=8, show_default=True, help="Activation bits (unsigned).")
+@click.option("--weight-bits", default=8, show_default=True, help="Weight bits (unsigned).")
+@click.option("--per-tensor", is_flag=True, help="One weight scale per tensor instead of per output channel.")
+@_guard
+def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor):
+    """Quantize MODEL.onnx, emit the circuit and compile it with circom."""
+    from . import api
+    from .quantize import QuantConfig
+    t = time.time()
+    api.compile(model, out, calibration, QuantConfig(bits, weight_bits, not per_tensor), log=_log)
+    click.echo(f"compiled into {out}/ in {time.time() - t:.1f} s")
+
+
+@main.command("run")
+@BUILD
+@click.option("--input", "-i", "input_", required=True, type=click.Path(dir_okay=False),
+              help="Float input (.npy, or .json: nested list or {\"input_data\": [[...]]}).")
+@_guard
+def run_cmd(build, input_):
+    """Run the integer reference runtime and compare with onnxruntime."""
+    from . import api
+    r = api.run(build, input_, log=_log)
+    click.echo(f"integer output:     {r.q_outputs}")
+    click.echo(f"dequantized output: {_fmt(r.outputs)}")
+    if r.reference is not None:
+        click.echo(f"onnxruntime float:  {_fmt(r.reference)}")
+        click.echo(f"max |difference|:   {r.max_abs_diff:.6g}  ({r.max_diff_lsb:.2f} LSB of the output before "
+                   "post-processing)")
+
+
+def _fmt(v):
+    return "[" + ", ".join(f"{x:.5g}" for x in v) + "]"
+
+
+@main.command("setup")
+@BUILD
+@click.option("--ptau", type=click.Path(dir_okay=False),
+              help="Prepared powers of tau from a public ceremony (production). Default: development keys.")
+@_guard
+def setup_cmd(build, ptau):
+    """Groth16 setup (development keys by default; INSECURE for production)."""
+    from . import api
+    meta = api.setup(build, ptau, log=_log)
+    click.echo(f"setup: {meta['kind']}")
+    click.echo(f"setup time: {meta['seconds']} s  (keys in {build}/main.zkey, {build}/verification_key.json)")
+
+
+@main.command("prove")
+@BUILD
+@click.option("--input", "-i", "input_", required=True, type=click.Path(dir_okay=False))
+@click.option("--ptau", type=click.Path(dir_okay=False), help="Used if setup has to run first.")
+@_guard
+def prove_cmd(build, input_, ptau):
+    """Compute the witness (checked against the runtime) and a Groth16 proof."""
+    from . import api
+    r = api.prove(build, input_, ptau, log=_log)
+    s = r["seconds"]
+    if "setup" in s:
+        click.echo(f"setup time: {s['setup']} s")
+    click.echo(f"witness: {s['witness']} s (outputs equal the reference runtime: {r['outputs']})")
+    click.echo(f"prove time: {s['prove']} s  -> {build}/proof.json, {build}/public.json")
+
+
+@main.command("verify")
+@BUILD
+@click.option("--proof", type=click.Path(dir_okay=False), help="Default: BUILD/proof.json")
+@click.option("--public", type=click.Path(dir_okay=False), help="Default: BUILD/public.json")
+@click.option("--vk", type=click.Path(dir_okay=False), help="Default: BUILD/verification_key.json")
+@_guard
+def verify_cmd(build, proof, public, vk):
+    """Verify the proof with snarkjs and with the independent Python verifier; exit 1 if invalid."""
+    from . import api
+    r = api.verify(build, proof, public, vk, log=_log)
+    fmt = lambda v: "n/a" if v is None else str(v).lower()  # noqa: E731
+    click.echo(f"snarkjs: {fmt(r.snarkjs)}")
+    click.echo(f"python verifier: {fmt(r.python)}")
+    if not r.valid:
+        click.echo(f"INVALID proof: {r.reason}", err=True)
+        sys.exit(1)
+    click.echo(f"valid; public outputs: {r.outputs}")
+
+
+@main.command("deploy")
+@BUILD
+@click.option("--rpc", help="JSON-RPC URL of a node (default: embedded py-evm chain).")
+@click.option("--gas", default=3_000_000, show_default=True, help="Gas limit for the verifyProof call.")
+@_guard
+def deploy_cmd(build, rpc, gas):
+    """Deploy the Solidity verifier and check the proof on-chain."""
+    from . import api
+    r = api.deploy(build, rpc=rpc, log=_log, gas=gas)
+    click.echo(f"chain: {r.chain}")
+    click.echo(f"verifier at {r.address}: {r.code_size} bytes of code, deploy gas {r.deploy_gas}")
+    click.echo(f"on-chain verifyProof: {str(r.valid).lower()} (gas used {r.verify_gas})")
+    if not r.valid:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

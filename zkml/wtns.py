@@ -1,0 +1,46 @@
+"""Read and write snarkjs/circom `.wtns` witness files (binary, little endian).
+
+Layout: "wtns", version u32, nSections u32; section 1 (header): n8 u32, prime (n8 bytes),
+nWitness u32; section 2 (data): nWitness field elements of n8 bytes each.
+"""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from .errors import BuildError
+
+
+def read_wtns(path: str | Path) -> tuple[list[int], int]:
+    """Return (witness values, prime)."""
+    data = Path(path).read_bytes()
+    if data[:4] != b"wtns":
+        raise BuildError(f"{path} is not a .wtns file")
+    _version, nsec = struct.unpack_from("<II", data, 4)
+    pos, sections = 12, {}
+    for _ in range(nsec):
+        sid, size = struct.unpack_from("<IQ", data, pos)
+        pos += 12
+        sections[sid] = (pos, size)
+        pos += size
+    if 1 not in sections or 2 not in sections:
+        raise BuildError(f"{path}: missing witness sections")
+    hpos, _ = sections[1]
+    n8 = struct.unpack_from("<I", data, hpos)[0]
+    prime = int.from_bytes(data[hpos + 4:hpos + 4 + n8], "little")
+    n = struct.unpack_from("<I", data, hpos + 4 + n8)[0]
+    dpos, dsize = sections[2]
+    if dsize != n * n8:
+        raise BuildError(f"{path}: witness section has {dsize} bytes, expected {n * n8}")
+    vals = [int.from_bytes(data[dpos + i * n8:dpos + (i + 1) * n8], "little") for i in range(n)]
+    return vals, prime
+
+
+def write_wtns(path: str | Path, values: list[int], prime: int, n8: int = 32) -> None:
+    """Write values (reduced mod prime) as a version-2 .wtns file."""
+    header = struct.pack("<I", n8) + prime.to_bytes(n8, "little") + struct.pack("<I", len(values))
+    body = b"".join((v % prime).to_bytes(n8, "little") for v in values)
+    out = b"wtns" + struct.pack("<II", 2, 2)
+    out += struct.pack("<IQ", 1, len(header)) + header
+    out += struct.pack("<IQ", 2, len(body)) + body
+    Path(path).write_bytes(out)
