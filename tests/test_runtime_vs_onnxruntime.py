@@ -1,0 +1,113 @@
+"""Cross-check 1: onnxruntime (float) vs the integer runtime, dequantized.
+
+Tolerance, stated in LSBs of the output tensor's quantization step (before any final
+Softmax): 1 + (number of requantizing nodes). Each requantization rounds once (<= 0.5 LSB
+of its own output) and the input's rounding adds <= 0.5 LSB of the input; with weights
+rounded too, one LSB per layer plus one is the budget we hold ourselves to. Inputs come
+from the calibration distribution (in-range), as in use.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import zkml_runtime as rt
+from conftest import FOUNDATION_MODELS, SHARED_MODELS, mlp_model, residual_model, save, shared_model
+from zkml.inputs import load_input
+from zkml.ir import Graph
+from zkml.onnx_import import import_onnx
+from zkml.quantize import QuantConfig, calibrate, quantize, run_float
+
+
+def _quantized(path, samples, cfg=None):
+    fg, model = import_onnx(path)
+    g = quantize(fg, calibrate(fg, model, samples), cfg or QuantConfig())
+    return fg, model, g
+
+
+def _check(path, samples, tests, cfg=None):
+    fg, model, g = _quantized(path, samples, cfg)
+    layers = sum(1 for n in g.nodes if n.op in ("Dense", "Add"))
+    tol = 1 + layers
+    out = g.outputs[0]
+    ref = run_float(model, tests, [out])[out]
+    worst = 0.0
+    for x, r in zip(tests, ref):
+        q, _ = rt.quantize_input(g, x)
+        y = rt.dequantize(g, out, rt.run_outputs(g, q)[0])
+        worst = max(worst, float(np.abs(y - r).max() / g.tensors[out].scale))
+    assert worst <= tol, f"{path}: worst error {worst:.2f} LSB > {tol} LSB"
+    return g, worst
+
+
+@pytest.mark.parametrize("name", FOUNDATION_MODELS)
+def test_shared_models_within_tolerance(name):
+    path = shared_model(name)
+    fg, _ = import_onnx(path)
+    shape = fg.shapes[fg.inputs[0]]
+    x = load_input(SHARED_MODELS / name / "input.json", shape)
+    rng = np.random.default_rng(0)
+    samples = np.concatenate([x[None], rng.normal(0, 1, (64, *shape))])
+    _check(path, samples, samples[:16])
+
+
+@pytest.mark.parametrize("matmul", [False, True])
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_built_mlps_within_tolerance(tmp_path, matmul, per_channel):
+    path = save(mlp_model((8, 12, 6, 4), seed=3, matmul=matmul), tmp_path / "m.onnx")
+    samples = np.random.default_rng(1).uniform(-1, 1, (200, 1, 8))
+    g, _ = _check(path, samples, samples[:50], QuantConfig(per_channel=per_channel))
+    assert [n.op for n in g.nodes] == ["Dense", "Dense", "Dense", "Reshape"]
+
+
+def test_residual_add_and_final_softmax(tmp_path):
+    path = save(residual_model(), tmp_path / "r.onnx")
+    samples = np.random.default_rng(2).normal(0, 1, (200, 1, 5))
+    g, _ = _check(path, samples, samples[:50])
+    assert [n.op for n in g.nodes] == ["Dense", "Dense", "Add", "Reshape"]
+    assert g.meta["postprocess"]["op"] == "softmax"
+    # the softmax of the dequantized logits tracks onnxruntime's probabilities
+    fg, model = import_onnx(path)
+    probs = run_float(model, samples[:20], ["y"])["y"]
+    for x, p in zip(samples[:20], probs):
+        q, _ = rt.quantize_input(g, x)
+        y = rt.postprocess(g, rt.dequantize(g, g.outputs[0], rt.run_outputs(g, q)[0]))
+        assert np.abs(y - p).max() < 0.05
+
+
+def test_error_shrinks_with_more_bits(tmp_path):
+    """More bits, smaller absolute error: the quantizer uses the bits it is given."""
+    path = save(mlp_model((6, 10, 3), seed=5), tmp_path / "m.onnx")
+    samples = np.random.default_rng(3).uniform(-1, 1, (100, 1, 6))
+    errs = []
+    for bits in (4, 8, 12):
+        g, worst = _check(path, samples, samples[:30], QuantConfig(act_bits=bits, weight_bits=bits))
+        errs.append(worst * g.tensors[g.outputs[0]].scale)
+    assert errs[0] > errs[1] > errs[2], errs
+
+
+def test_ir_roundtrip_is_exact(tmp_path):
+    path = save(residual_model(), tmp_path / "r.onnx")
+    samples = np.random.default_rng(2).normal(0, 1, (50, 1, 5))
+    _, _, g = _quantized(path, samples)
+    g.save(tmp_path / "ir.json")
+    g2 = Graph.load(tmp_path / "ir.json")
+    assert json.dumps(g.to_json()) == json.dumps(g2.to_json())
+    for x in samples[:5]:
+        q, _ = rt.quantize_input(g, x)
+        assert np.array_equal(rt.run_outputs(g, q)[0], rt.run_outputs(g2, q)[0])
+
+
+def test_no_float_after_quantization(tmp_path):
+    """Every IR parameter is an integer (scales live only in tensor metadata)."""
+    path = save(residual_model(), tmp_path / "r.onnx")
+    _, _, g = _quantized(path, np.random.default_rng(2).normal(0, 1, (50, 1, 5)))
+
+    def ints(v):
+        if isinstance(v, list):
+            return all(ints(x) for x in v)
+        return v is None or (isinstance(v, int) and not isinstance(v, bool))
+    for n in g.to_json()["nodes"]:
+        assert all(ints(v) for v in n["params"].values()), n["name"]
