@@ -83,6 +83,8 @@ def run_cmd(build, input_):
         click.echo(f"onnxruntime float:  {_fmt(r.reference)}")
         click.echo(f"max |difference|:   {r.max_abs_diff:.6g}  ({r.max_diff_lsb:.2f} LSB of the output before "
                    "post-processing)")
+        click.echo(f"argmax:             {max(range(len(r.outputs)), key=r.outputs.__getitem__)} "
+                   f"(onnxruntime: {max(range(len(r.reference)), key=r.reference.__getitem__)})")
 
 
 def _fmt(v):
