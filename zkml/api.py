@@ -27,9 +27,9 @@ import zkml_runtime as rt
 
 from . import __version__, groth16, toolchain
 from .emit import emit
-from .errors import BuildError, InputError, ZkmlError
+from .errors import BuildError, VerificationError, ZkmlError
 from .inputs import load_input, load_samples
-from .ir import BN254_R, Graph, verify as ir_verify
+from .ir import Graph, verify as ir_verify
 from .onnx_import import import_onnx
 from .quantize import CalibrationWarning, QuantConfig, calibrate, fallback_samples, quantize, run_float
 from .wtns import read_wtns
@@ -223,18 +223,21 @@ def verify(build: str | Path, proof: str | Path | None = None, public: str | Pat
     vk_d = _read_json(vk_p, "run `zkml setup`")
     proof_d = _read_json(proof_p, "run `zkml prove`")
     pub = _read_json(public_p, "run `zkml prove`")
-    if not isinstance(pub, list) or not all(isinstance(v, str) and v.isdigit() for v in pub):
-        return VerifyResult(False, None, None, "public.json must be a list of decimal strings")
-    if any(int(v) >= BN254_R for v in pub):
-        return VerifyResult(False, None, None, "a public input is not below the field order r")
-    if len(pub) != vk_d.get("nPublic", -1):
-        return VerifyResult(False, None, None,
-                            f"{len(pub)} public inputs, the verification key expects {vk_d.get('nPublic')}")
+    # the independent verifier first: it also rejects encodings snarkjs tolerates
+    # (public inputs >= r, coordinates >= q, G2 points outside the subgroup), as the EVM does
+    try:
+        pyverify.check(vk_d, proof_d, pub)
+        p, reason = True, ""
+    except VerificationError as e:
+        p, reason = False, str(e).removeprefix("invalid proof: ")
+    structural = not p and "pairing" not in reason
+    if structural:  # malformed: snarkjs may reduce such values silently; do not ask it
+        return VerifyResult(False, None, False, reason)
     s = groth16.snarkjs_verify(vk_p, public_p, proof_p)
-    p = pyverify.verify(vk_d, proof_d, pub)
     if s != p:
         raise ZkmlError(f"verifiers disagree: snarkjs says {s}, the Python verifier says {p}; please report this")
-    return VerifyResult(s and p, s, p, "" if s else "the pairing check failed", [int(v) for v in pub])
+    outputs = [int(v) for v in pub] if p else None
+    return VerifyResult(p, s, p, reason, outputs)
 
 
 # --------------------------------------------------------------------------- deploy

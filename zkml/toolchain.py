@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from .errors import ToolError, ZkmlError
@@ -83,10 +84,21 @@ def circom(source: Path, out_dir: Path, *, extra_libs: list[Path] = (), flags: l
 
 
 def solcjs_standard_json(input_json: str) -> str:
-    """Run solcjs --standard-json; strip the warning line it prints before the JSON."""
+    """Run solcjs --standard-json; strip the warning line it prints before the JSON.
+
+    Input and output go through temporary files, not pipes: solc.js reads stdin with
+    readFileSync (EAGAIN on a pipe once the input exceeds its ~64 KB buffer) and calls
+    process.exit right after console.log (output to a pipe is cut at ~64 KB).
+    """
     cmd = [node(), node_modules() / "solc" / "solc.js", "--standard-json"]
-    proc = subprocess.run([str(c) for c in cmd], input=input_json, capture_output=True, text=True)
-    out = proc.stdout
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as fin, \
+            tempfile.TemporaryFile("w+", encoding="utf-8") as fout:
+        fin.write(input_json)
+        fin.seek(0)
+        proc = subprocess.run([str(c) for c in cmd], stdin=fin, stdout=fout, stderr=subprocess.PIPE,
+                              text=True)
+        fout.seek(0)
+        out = fout.read()
     start = out.find("{")
     if proc.returncode != 0 or start < 0:
         raise ToolError(cmd, proc.returncode, proc.stderr + out)

@@ -1,0 +1,359 @@
+"""The Solidity side: render the Groth16 verifier from a snarkjs verification key, compile it
+with solcjs, deploy it with web3.py and call verifyProof on a chain.
+
+The chain is an embedded py-evm (web3's EthereumTesterProvider, no server) by default, or any
+JSON-RPC node (`connect("http://127.0.0.1:8545")`, e.g. anvil). Accounts are the node's
+unlocked ones (eth-tester and anvil have funded accounts); signing keys are out of scope here.
+
+verifyProof is always called with an EXPLICIT gas limit: the verifier returns false (it does not
+revert) when a precompile runs out of gas, so `eth_estimateGas` finds a limit at which a valid
+proof "fails". Gas is measured by sending the same call as a transaction (a view function can be
+sent) and reading the receipt: that figure includes the 21,000 base cost and the calldata.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import jinja2
+
+from . import pyverify, toolchain
+from .errors import BuildError, InputError, ToolError, VerificationError, ZkmlError
+
+EIP170_LIMIT = 24_576           # max deployed code size in bytes (EIP-170)
+DEFAULT_VERIFY_GAS = 3_000_000  # explicit gas limit for verifyProof
+DEFAULT_EVM_VERSION = "cancun"  # runs on py-evm (up to prague), anvil and current L1/L2s
+TEMPLATE = "Groth16Verifier.sol.j2"
+DEV_SETUP_NOTE = "DEVELOPMENT KEYS - INSECURE, NOT FOR PRODUCTION (local powers of tau)"
+
+Log = Callable[[str], None]
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_DECIMAL = re.compile(r"[0-9]{1,80}")
+
+
+# --------------------------------------------------------------------------- rendering
+def _comment_text(s: Any, what: str, limit: int = 200) -> str:
+    """One printable line, safe inside a `//` comment (no newline can end the comment)."""
+    if not isinstance(s, str):
+        raise InputError(f"{what} must be a string")
+    s = " ".join("".join(ch if ch.isprintable() else " " for ch in s).split())
+    return s[:limit] if s else "(none)"
+
+
+def _coord(v: Any, what: str) -> int:
+    if isinstance(v, int) and not isinstance(v, bool):
+        n = v
+    elif isinstance(v, str) and _DECIMAL.fullmatch(v):
+        n = int(v)
+    else:
+        raise InputError(f"malformed verification key: {what} is not a decimal integer")
+    if not 0 <= n < pyverify.Q:
+        raise InputError(f"malformed verification key: {what} is not below the field modulus")
+    return n
+
+
+def _vk_values(vk: dict) -> dict:
+    """Integers of the key, in snarkjs order (G2 as {"x": (c0, c1), "y": (c0, c1)})."""
+    pyverify.check_verification_key(vk)  # curve, subgroup and shape checks; InputError if bad
+    g1 = lambda p, w: (_coord(p[0], f"{w}.x"), _coord(p[1], f"{w}.y"))  # noqa: E731
+    g2 = lambda p, w: {"x": (_coord(p[0][0], f"{w}.x.c0"), _coord(p[0][1], f"{w}.x.c1")),  # noqa: E731
+                       "y": (_coord(p[1][0], f"{w}.y.c0"), _coord(p[1][1], f"{w}.y.c1"))}
+    return dict(alpha=g1(vk["vk_alpha_1"], "vk_alpha_1"), beta=g2(vk["vk_beta_2"], "vk_beta_2"),
+                gamma=g2(vk["vk_gamma_2"], "vk_gamma_2"), delta=g2(vk["vk_delta_2"], "vk_delta_2"),
+                ic=[g1(p, f"IC[{i}]") for i, p in enumerate(vk["IC"])])
+
+
+def render_verifier(vk: dict, name: str, setup_note: str, *,
+                    contract_name: str = "Groth16Verifier") -> str:
+    """Solidity source of a verifier for this key (template contracts/Groth16Verifier.sol.j2)."""
+    if not isinstance(contract_name, str) or not _IDENT.fullmatch(contract_name):
+        raise InputError(f"contract name {contract_name!r} is not a Solidity identifier")
+    values = _vk_values(vk)
+    n_public = len(values["ic"]) - 1
+    if n_public < 1:
+        raise InputError("the verification key has no public inputs; a verifier needs at least one "
+                         "(Solidity has no zero-length arrays for the snarkjs ABI)")
+    from . import __version__
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(toolchain.CONTRACTS_DIR)),
+                             undefined=jinja2.StrictUndefined, autoescape=False,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    try:
+        template = env.get_template(TEMPLATE)
+    except jinja2.TemplateNotFound:
+        raise BuildError(f"verifier template {toolchain.CONTRACTS_DIR / TEMPLATE} is missing") from None
+    return template.render(contract_name=contract_name, name=_comment_text(name, "circuit name"),
+                           setup_note=_comment_text(setup_note, "setup note"), n_public=n_public,
+                           zkml_version=__version__, **values)
+
+
+# --------------------------------------------------------------------------- compiling
+@dataclass(frozen=True)
+class CompiledContract:
+    name: str
+    abi: list
+    bytecode: str           # creation code, 0x-prefixed hex
+    deployed_bytecode: str  # runtime code, 0x-prefixed hex
+
+    @property
+    def code_size(self) -> int:
+        """Deployed code size in bytes (EIP-170 limit: 24,576)."""
+        return (len(self.deployed_bytecode) - 2) // 2
+
+
+def compile_solidity(source: str, contract_name: str = "Groth16Verifier", *,
+                     optimizer_runs: int = 200, evm_version: str = DEFAULT_EVM_VERSION) -> CompiledContract:
+    """Compile one Solidity source with solcjs (optimizer on); ToolError with solc's messages."""
+    fname = f"{contract_name}.sol"
+    request = {
+        "language": "Solidity",
+        "sources": {fname: {"content": source}},
+        "settings": {
+            "optimizer": {"enabled": True, "runs": optimizer_runs},
+            "evmVersion": evm_version,
+            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+        },
+    }
+    cmd = "solcjs --standard-json"
+    raw = toolchain.solcjs_standard_json(json.dumps(request))
+    try:
+        out = json.loads(raw)
+    except ValueError:
+        raise ToolError(cmd, 1, f"solc printed something that is not JSON: {raw[:500]}") from None
+    errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        msgs = "\n".join(e.get("formattedMessage") or e.get("message", "?") for e in errors)
+        raise ToolError(cmd, 1, msgs, hint=f"solc rejected {fname}")
+    try:
+        c = out["contracts"][fname][contract_name]
+        bytecode, runtime = c["evm"]["bytecode"]["object"], c["evm"]["deployedBytecode"]["object"]
+        abi = c["abi"]
+    except (KeyError, TypeError):
+        raise ToolError(cmd, 1, f"solc output has no contract {contract_name} in {fname}") from None
+    if not bytecode:
+        raise ToolError(cmd, 1, f"solc produced no bytecode for {contract_name} (abstract contract?)")
+    return CompiledContract(contract_name, abi, "0x" + bytecode, "0x" + runtime)
+
+
+# --------------------------------------------------------------------------- chain
+def connect(rpc: str | None = None, *, timeout: float = 60.0):
+    """A Web3 on the embedded py-evm chain (rpc None) or on a JSON-RPC node over HTTP."""
+    from web3 import EthereumTesterProvider, HTTPProvider, Web3
+    if rpc is None:
+        return Web3(EthereumTesterProvider())
+    w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": timeout}))
+    if not w3.is_connected():
+        raise ZkmlError(f"cannot reach a JSON-RPC node at {rpc}")
+    return w3
+
+
+def chain_description(w3) -> str:
+    from web3 import EthereumTesterProvider
+    if isinstance(w3.provider, EthereumTesterProvider):
+        return f"embedded py-evm (eth-tester), chain id {w3.eth.chain_id}"
+    return f"{getattr(w3.provider, 'endpoint_uri', w3.provider)}, chain id {w3.eth.chain_id}"
+
+
+def _sender(w3, sender: str | None) -> str:
+    if sender:
+        return sender
+    if w3.eth.default_account:
+        return w3.eth.default_account
+    accounts = w3.eth.accounts
+    if not accounts:
+        raise ZkmlError("the node has no unlocked account to send transactions from")
+    return accounts[0]
+
+
+def _receipt(w3, tx_hash, what: str, timeout: float = 120.0):
+    rc = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)
+    if rc["status"] != 1:
+        raise ZkmlError(f"{what} transaction {tx_hash.hex()} failed (status {rc['status']}, "
+                        f"gas used {rc['gasUsed']})")
+    return rc
+
+
+@dataclass(frozen=True)
+class Deployment:
+    address: str
+    gas_used: int
+    code_size: int  # bytes of code at the address
+
+
+def deploy(w3, compiled: CompiledContract, *, sender: str | None = None,
+           gas: int | None = None) -> Deployment:
+    """Deploy a compiled contract; BuildError if its code exceeds EIP-170."""
+    if compiled.code_size > EIP170_LIMIT:
+        raise BuildError(f"{compiled.name} has {compiled.code_size} bytes of code, more than the "
+                         f"EIP-170 limit of {EIP170_LIMIT}: the verifier must be split")
+    factory = w3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
+    tx: dict = {"from": _sender(w3, sender)}
+    if gas is not None:
+        tx["gas"] = gas
+    from web3.exceptions import Web3Exception
+    try:
+        tx_hash = factory.constructor().transact(tx)
+    except (Web3Exception, ValueError) as e:
+        raise ZkmlError(f"deploying {compiled.name} failed: {e}") from None
+    rc = _receipt(w3, tx_hash, f"deployment of {compiled.name}")
+    address = rc["contractAddress"]
+    return Deployment(address, rc["gasUsed"], len(w3.eth.get_code(address)))
+
+
+def _uint(v: Any, what: str) -> int:
+    """A uint256 call argument from a decimal string/int (range checks are the contract's job)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        n = v
+    elif isinstance(v, str) and _DECIMAL.fullmatch(v):
+        n = int(v)
+    else:
+        raise InputError(f"{what}: {str(v)[:40]!r} is not a decimal integer")
+    if not 0 <= n < 1 << 256:
+        raise InputError(f"{what}: {n} does not fit in a uint256")
+    return n
+
+
+def _affine(p: Any, n: int, one: Any, what: str) -> list:
+    if not isinstance(p, (list, tuple)) or len(p) not in (n, n + 1):
+        raise InputError(f"{what}: expected {n} coordinates (+ z)")
+    if len(p) == n + 1 and p[n] != one:
+        raise InputError(f"{what}: z must be {one!r} (snarkjs affine form)")
+    return list(p[:n])
+
+
+def proof_to_calldata(proof: dict, public: list) -> tuple[list, list, list, list]:
+    """(pA, pB, pC, pubSignals) for verifyProof from snarkjs proof.json / public.json.
+
+    pB is swapped to EIP-197 order: [[x.c1, x.c0], [y.c1, y.c0]] (snarkjs JSON holds c0 first).
+    """
+    if not isinstance(proof, dict) or not all(k in proof for k in ("pi_a", "pi_b", "pi_c")):
+        raise InputError("proof must be a snarkjs proof object with pi_a, pi_b and pi_c")
+    if not isinstance(public, (list, tuple)):
+        raise InputError("public inputs must be a list of decimal strings")
+    a = [_uint(v, "pi_a") for v in _affine(proof["pi_a"], 2, "1", "pi_a")]
+    c = [_uint(v, "pi_c") for v in _affine(proof["pi_c"], 2, "1", "pi_c")]
+    b = []
+    for coord in _affine(proof["pi_b"], 2, ["1", "0"], "pi_b"):
+        if not isinstance(coord, (list, tuple)) or len(coord) != 2:
+            raise InputError("pi_b: expected [[x.c0, x.c1], [y.c0, y.c1], ...]")
+        b.append([_uint(coord[1], "pi_b"), _uint(coord[0], "pi_b")])
+    pub = [_uint(v, f"public input {i}") for i, v in enumerate(public)]
+    return a, b, c, pub
+
+
+def verify_on_chain(w3, address: str, abi: list, proof: dict, public: list, *,
+                    gas: int = DEFAULT_VERIFY_GAS, send_tx: bool = True,
+                    sender: str | None = None) -> tuple[bool, int | None]:
+    """Call verifyProof with an explicit gas limit -> (result, gas used).
+
+    The result comes from eth_call. With send_tx the same call is also sent as a transaction and
+    the receipt's gasUsed (base cost and calldata included) is returned; otherwise gas is None.
+    The number of public inputs must match the contract (InputError otherwise).
+    """
+    a, b, c, pub = proof_to_calldata(proof, public)
+    contract = w3.eth.contract(address=address, abi=abi)
+    from web3.exceptions import Web3Exception
+    try:
+        fn = contract.functions.verifyProof(a, b, c, pub)
+    except (Web3Exception, TypeError, ValueError) as e:  # web3's ABI validation errors
+        raise InputError(f"verifyProof arguments do not fit the contract ABI "
+                         f"({len(pub)} public inputs given): {e}") from None
+    frm = _sender(w3, sender)
+    ok = bool(fn.call({"from": frm, "gas": gas}))
+    gas_used = None
+    if send_tx:
+        rc = _receipt(w3, fn.transact({"from": frm, "gas": gas}), "verifyProof")
+        gas_used = rc["gasUsed"]
+    return ok, gas_used
+
+
+# --------------------------------------------------------------------------- one-shot
+@dataclass
+class DeployResult:
+    chain: str
+    address: str
+    code_size: int        # deployed code bytes (EIP-170 limit 24,576)
+    deploy_gas: int
+    valid: bool           # on-chain verifyProof result
+    verify_gas: int | None  # gas of verifyProof sent as a transaction (incl. 21,000 base + calldata)
+    verify_seconds: float   # wall time of the eth_call
+    n_public: int
+    abi: list
+    source: str = ""      # rendered Solidity (not in to_json)
+
+    def to_json(self) -> dict:
+        """Everything but the Solidity source (deployment.json)."""
+        d = asdict(self)
+        d.pop("source")
+        return d
+
+
+def _load_json(path: Path, what: str, hint: str = "") -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise BuildError(f"{what} {path} not found" + (f": {hint}" if hint else "")) from None
+    except (OSError, ValueError) as e:
+        raise BuildError(f"cannot read {what} {path}: {e}") from None
+
+
+def deploy_and_verify(vk: str | Path | dict, proof: str | Path | dict, public: str | Path | list, *,
+                      name: str = "circuit", setup_note: str = DEV_SETUP_NOTE, rpc: str | None = None,
+                      w3=None, gas: int = DEFAULT_VERIFY_GAS, sender: str | None = None,
+                      log: Log = lambda s: None) -> DeployResult:
+    """Render, compile and deploy a verifier for `vk`, then check `proof`/`public` on-chain.
+
+    vk, proof and public are paths to snarkjs files or already-loaded JSON values. Uses `w3` if
+    given, else connects to `rpc` (None: a fresh embedded py-evm chain).
+    """
+    vk_d = vk if isinstance(vk, dict) else _load_json(Path(vk), "verification key")
+    proof_d = proof if isinstance(proof, dict) else _load_json(Path(proof), "proof")
+    public_l = public if isinstance(public, list) else _load_json(Path(public), "public inputs")
+    source = render_verifier(vk_d, name, setup_note)
+    log("compiling the Solidity verifier with solc (optimizer on, 200 runs) ...")
+    compiled = compile_solidity(source)
+    w3 = w3 if w3 is not None else connect(rpc)
+    chain = chain_description(w3)
+    log(f"deploying to {chain}: {compiled.code_size} bytes of code (EIP-170 limit {EIP170_LIMIT})")
+    dep = deploy(w3, compiled, sender=sender)
+    log(f"calling verifyProof (gas limit {gas}) ...")
+    t0 = time.perf_counter()
+    ok, _ = verify_on_chain(w3, dep.address, compiled.abi, proof_d, public_l, gas=gas,
+                            send_tx=False, sender=sender)
+    seconds = time.perf_counter() - t0
+    _, gas_used = verify_on_chain(w3, dep.address, compiled.abi, proof_d, public_l, gas=gas,
+                                  send_tx=True, sender=sender)
+    return DeployResult(chain, dep.address, dep.code_size, dep.gas_used, ok, gas_used,
+                        round(seconds, 3), len(vk_d["IC"]) - 1, compiled.abi, source)
+
+
+def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s: None,
+                 gas: int = DEFAULT_VERIFY_GAS, **kw) -> DeployResult:
+    """`zkml deploy`: verifier for build/verification_key.json, checked with build/proof.json.
+
+    Writes build/Verifier.sol and build/deployment.json. The setup note comes from setup.json.
+    """
+    build = Path(build)
+    setup = _load_json(build / "setup.json", "setup record", "run `zkml setup`") \
+        if (build / "setup.json").exists() else {}
+    if setup.get("insecure", True):
+        note = DEV_SETUP_NOTE
+    else:
+        note = f"{setup.get('kind', 'production setup')}"
+    meta = _load_json(build / "build.json", "build record") if (build / "build.json").exists() else {}
+    name = Path(str(meta.get("source") or build.name)).stem
+    res = deploy_and_verify(build / "verification_key.json", build / "proof.json", build / "public.json",
+                            name=name, setup_note=note, rpc=rpc, gas=gas, log=log, **kw)
+    (build / "Verifier.sol").write_text(res.source)
+    (build / "deployment.json").write_text(json.dumps(res.to_json(), indent=2))
+    return res
+
+
+__all__ = [
+    "EIP170_LIMIT", "DEFAULT_VERIFY_GAS", "CompiledContract", "Deployment", "DeployResult",
+    "render_verifier", "compile_solidity", "connect", "chain_description", "deploy",
+    "proof_to_calldata", "verify_on_chain", "deploy_and_verify", "deploy_build", "VerificationError",
+]
