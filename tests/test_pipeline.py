@@ -1,0 +1,126 @@
+"""The whole pipeline through the CLI: compile -> prove -> verify (snarkjs + Python) -> deploy
+-> on-chain true, on the digits example and the shared models; tampered proofs, public
+inputs + r, a changed claimed output and a key from another setup are all rejected, off-chain
+(`zkml verify` exits 1) and on-chain."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FOUNDATION_MODELS, ROOT, SHARED_MODELS, shared_model
+from groth16_fixture import TAMPERS, tampered
+from zkml import api, evm
+
+EX = ROOT / "examples" / "digits"
+
+
+def zkml(*args):
+    r = subprocess.run([sys.executable, "-m", "zkml.cli", *map(str, args)], capture_output=True, text=True)
+    assert "Traceback" not in r.stderr + r.stdout, r.stderr
+    return r
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    build = tmp_path_factory.mktemp("digits") / "build"
+    r = zkml("compile", EX / "model.onnx", "--calibration", EX / "calibration.npy", "-o", build)
+    assert r.returncode == 0, r.stderr
+    assert "constraints" in r.stdout
+    r = zkml("prove", build, "--input", EX / "input.json")
+    assert r.returncode == 0, r.stderr
+    assert "prove time" in r.stdout and "outputs equal the reference runtime" in r.stdout
+    return build
+
+
+@pytest.fixture(scope="module")
+def deployed(digits):
+    r = zkml("deploy", digits)
+    assert r.returncode == 0, r.stderr
+    assert "on-chain verifyProof: true" in r.stdout and "gas used" in r.stdout
+    dep = json.loads((digits / "deployment.json").read_text())
+    return dep
+
+
+def test_verify_accepts_the_proof(digits):
+    r = zkml("verify", digits)
+    assert r.returncode == 0, r.stderr
+    assert "snarkjs: true" in r.stdout and "python verifier: true" in r.stdout
+    # the public outputs are the runtime's integer outputs
+    run = api.run(digits, EX / "input.json", reference=False)
+    assert json.loads((digits / "public.json").read_text()) == [str(v) for v in run.q_outputs]
+
+
+def test_setup_is_labelled_insecure(digits):
+    meta = json.loads((digits / "setup.json").read_text())
+    assert meta["insecure"] is True and "INSECURE" in meta["kind"]
+    assert "INSECURE" in (digits / "Verifier.sol").read_text() if (digits / "Verifier.sol").exists() else True
+
+
+@pytest.mark.parametrize("tamper", sorted(TAMPERS))
+def test_tampered_proof_rejected_off_chain(digits, tmp_path, tamper):
+    proof = json.loads((digits / "proof.json").read_text())
+    public = json.loads((digits / "public.json").read_text())
+    p2, pub2 = tampered(tamper, proof, public)
+    (tmp_path / "proof.json").write_text(json.dumps(p2))
+    (tmp_path / "public.json").write_text(json.dumps(pub2))
+    r = zkml("verify", digits, "--proof", tmp_path / "proof.json", "--public", tmp_path / "public.json")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "INVALID" in r.stderr
+
+
+def test_claiming_another_output_rejected(digits, tmp_path):
+    public = json.loads((digits / "public.json").read_text())
+    public[2] = str(int(public[2]) - 1)     # claim a lower score for the predicted class
+    (tmp_path / "public.json").write_text(json.dumps(public))
+    r = zkml("verify", digits, "--public", tmp_path / "public.json")
+    assert r.returncode == 1
+
+
+def test_key_from_another_setup_rejects(digits, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(digits, other)
+    r = zkml("setup", other)
+    assert r.returncode == 0, r.stderr
+    assert "INSECURE" in r.stdout
+    r = zkml("verify", digits, "--vk", other / "verification_key.json")
+    assert r.returncode == 1
+
+
+@pytest.mark.parametrize("tamper", ["a_doubled", "c_negated", "public_changed", "public_plus_r",
+                                    "b_c0_c1_swapped"])
+def test_tampered_proof_rejected_on_chain(digits, deployed, tamper):
+    w3 = evm.connect(None)
+    compiled = evm.compile_solidity((digits / "Verifier.sol").read_text())
+    addr = evm.deploy(w3, compiled).address
+    proof = json.loads((digits / "proof.json").read_text())
+    public = json.loads((digits / "public.json").read_text())
+    ok, _ = evm.verify_on_chain(w3, addr, compiled.abi, proof, public, send_tx=False)
+    assert ok is True
+    p2, pub2 = tampered(tamper, proof, public)
+    ok, _ = evm.verify_on_chain(w3, addr, compiled.abi, p2, pub2, send_tx=False)
+    assert ok is False
+
+
+@pytest.mark.parametrize("name", FOUNDATION_MODELS)
+def test_shared_model_compiles_runs_and_proves(tmp_path, name):
+    model = shared_model(name)
+    inp = SHARED_MODELS / name / "input.json"
+    build = tmp_path / "b"
+    # calibration: the shipped input plus random inputs around it (no training data ships)
+    x = np.array(json.loads(inp.read_text())["input_data"], dtype=np.float64).reshape(1, -1)
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "cal.npy", np.concatenate([x, x + rng.normal(0, 0.5, (63, x.shape[1]))]))
+    meta = api.compile(model, build, calibration=tmp_path / "cal.npy")
+    assert meta["circuit"]["constraints"] > 0
+    run = api.run(build, inp)
+    assert run.max_diff_lsb is not None and run.max_diff_lsb <= 2.0, run
+    res = api.prove(build, inp)
+    assert res["outputs"] == run.q_outputs
+    v = api.verify(build)
+    assert v.valid and v.snarkjs and v.python
