@@ -20,6 +20,8 @@ from . import Bounds
 
 def requant_kernel(acc: np.ndarray, shift: int, zp: int, lo: int, bits: int) -> np.ndarray:
     acc = np.asarray(acc)
+    if shift >= 62 and acc.dtype != object:  # 2^shift does not fit int64: use Python integers
+        acc = acc.astype(object)
     half = 1 << (shift - 1)
     q = (acc + half) // (1 << shift) + zp
     return np.clip(q, lo, (1 << bits) - 1).astype(np.int64)

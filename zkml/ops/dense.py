@@ -111,8 +111,10 @@ class Dense(OpDef):
     def kernel(self, p: Params, x):
         wc = np.array(p.w, dtype=np.int64) - np.array(p.w_zp, dtype=np.int64)[:, None]
         xc = np.asarray(x, dtype=np.int64).reshape(p.rows, p.n_in) - p.x_zp
-        wide = (p.w_bits + 2 + int(np.log2(p.n_in + 1)) + 16 + max(m.bit_length() for m in p.mult) + 2) > 62
-        dt = object if wide else np.int64
+        # int64 when the exact worst case of this call fits, Python integers otherwise
+        worst = (int(np.abs(xc).max(initial=0)) * int(np.abs(wc).sum(axis=1).max(initial=0))
+                 + max((abs(b) for b in p.bias), default=0)) * max(p.mult, default=0) + (1 << p.shift)
+        dt = object if worst.bit_length() > 62 else np.int64
         acc = xc.astype(dt) @ wc.T.astype(dt) + np.array(p.bias, dtype=dt)[None, :]
         scaled = acc * np.array(p.mult, dtype=dt)[None, :]
         return requant_kernel(scaled, p.shift, p.out_zp, p.out_lo, p.out_bits)

@@ -1,0 +1,505 @@
+"""Forgery tests: adversarial witnesses that every R1CS must reject.
+
+Each test
+  1. compiles a circuit and computes the honest witness, which must pass
+     `snarkjs wtns check` (an attack is only meaningful against a witness that passes);
+  2. plays an attacker who changes a hinted signal (a `<--` value such as the quotient q or
+     remainder r of RequantClamp), a comparator's output bit, a range-checked input or a
+     public output, and recomputes every signal that is a deterministic function of the
+     changed ones (bit decompositions, comparator internals, clamped outputs, the public
+     output) by the template's own formulas — the attacker's best effort to stay consistent;
+  3. asserts that snarkjs rejects the witness (`constraints_hold` is False), that the Python
+     R1CS evaluator agrees on the first violated constraint, and names the signals of the
+     violated constraint(s) — which constraint catches the attack;
+  4. where the attacker has a free choice left (e.g. which bits to put into a Num2Bits whose
+     value is out of range), enumerates *every* choice of those bits with the Python evaluator
+     and asserts that none satisfies the R1CS.
+
+Signals eliminated by circom's --O2 (e.g. RequantClamp's r, whose linear constraint
+`in === q*2^SHIFT + r` is substituted into the remainder's bit decomposition, or the top bit of
+each Num2Bits) are not in the witness: the R1CS recomputes them from the surviving signals.
+The RequantClamp attacks therefore run on two compilations of the same circuit: --O2 (what zkml
+ships) and --O1 (which keeps q, r and every template constraint as written, so the catching
+constraint can be named exactly as in circuits/requant.circom).
+
+The tests are cited by name in docs/SOUNDNESS.md.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from circuit_harness import (O1, O2, P, Circuit, assert_accepted, assert_rejected, bits, compile_circuit,
+                             no_assignment_satisfies, r1cs_of, read_sym, snarkjs_check)
+from zkml.ops._requant import requant_args, requant_bounds, requant_kernel
+
+INV = lambda x: pow(x, -1, P)  # noqa: E731  field inverse
+
+
+# =========================================================================== signal models
+def less_than(m: dict, name: str, x: int, y: int, n: int, forced: int | None = None) -> int:
+    """circomlib LessThan(n) at `name`: out = (x < y) via Num2Bits(n+1) of x + 2^n - y.
+    With `forced`, the attacker claims out = forced and chooses the bits most consistent with it:
+    top bit 1 - forced, low bits = the low n bits of (x + 2^n - y - top*2^n) mod p."""
+    d = x + (1 << n) - y
+    honest = 1 - bits(d, n + 1)[n]
+    out = honest if forced is None else forced
+    top = 1 - out
+    low = bits(d - top * (1 << n), n)
+    m[f"{name}.in[0]"], m[f"{name}.in[1]"], m[f"{name}.out"] = x, y, out
+    m[f"{name}.n2b.in"] = d
+    for i, b in enumerate(low + [top]):
+        m[f"{name}.n2b.out[{i}]"] = b
+    return out
+
+
+def num2bits(m: dict, name: str, x: int, n: int) -> None:
+    m[f"{name}.in"] = x
+    for i, b in enumerate(bits(x, n)):
+        m[f"{name}.out[{i}]"] = b
+
+
+def requant_model(prefix: str, n_in: int, c: dict, q: int, *, above: int | None = None,
+                  below: int | None = None, out_delta: int = 0, out_name: str | None = None) -> dict:
+    """Every signal of RequantClamp(c) at `prefix` given input n_in and the attacker's q (and
+    optionally lying comparator bits / output), computed with the template's formulas. The
+    remainder is whatever keeps `in === q*2^SHIFT + r` true in the field: r = in - q*2^SHIFT."""
+    S, QB = c["SHIFT"], c["QBITS"]
+    r = n_in - q * (1 << S)
+    m = {f"{prefix}.in": n_in, f"{prefix}.q": q, f"{prefix}.r": r}
+    num2bits(m, f"{prefix}.rBits", r, S)
+    num2bits(m, f"{prefix}.qBits", q, QB)
+    upper = q
+    if c["CLAMP_HI"]:
+        a = less_than(m, f"{prefix}.above", c["HI"], q, QB, above)
+        upper = q + a * (c["HI"] - q)
+    m[f"{prefix}.upper"] = upper
+    if c["CLAMP_LO"]:
+        b = less_than(m, f"{prefix}.below", q, c["LO"], QB, below)
+        out = upper - c["OFF"] + b * (c["LO"] - upper)
+    else:
+        out = upper - c["OFF"]
+    out += out_delta
+    m[f"{prefix}.out"] = out
+    if out_name:
+        m[out_name] = out
+    return m
+
+
+def check_covers(circuit: Circuit, model: dict, prefix: str) -> None:
+    """The attacker must have recomputed every surviving signal of the component."""
+    missing = [s for s in circuit.names(prefix + ".") if s not in model]
+    assert not missing, f"the signal model does not set {missing}"
+
+
+def honest_model_matches(circuit: Circuit, w: list, model: dict) -> None:
+    """Sanity check of the signal model: with no lie it reproduces the honest witness."""
+    diff = {s: (v % P, circuit.value(w, s)) for s, v in model.items()
+            if s in circuit.sym and circuit.survives(s) and v % P != circuit.value(w, s)}
+    assert not diff, f"signal model disagrees with the witness generator: {diff}"
+
+
+def bit_names(circuit: Circuit, *prefixes: str) -> list[str]:
+    return [s for p in prefixes for s in circuit.names(p) if ".out[" in s]
+
+
+# =========================================================================== RequantClamp
+REQUANT_MAIN = """pragma circom 2.1.0;
+include "requant.circom";
+
+template Main(N) {{
+    signal input in[N];
+    signal output out[N];
+    component rq[N];
+    for (var i = 0; i < N; i++) {{
+        rq[i] = RequantClamp({args});
+        rq[i].in <== in[i];
+        out[i] <== rq[i].out;
+    }}
+}}
+
+component main = Main({n});
+"""
+
+# Parameters from the real bound rule: acc in [-600, 600], shift 4, zp 5, relu-fused (lo = zp),
+# uint4 output -> K=37, QBITS=7, LO=37, HI=47, OFF=32, CLAMP_LO = CLAMP_HI = 1.
+CLAMP_BOTH = dict(amin=-600, amax=600, shift=4, zp=5, lo=5, bits=4)
+# acc in [-1000, 1000], shift 6, zp 100, uint8: q never crosses LO/HI -> CLAMP_LO = CLAMP_HI = 0.
+CLAMP_NONE = dict(amin=-1000, amax=1000, shift=6, zp=100, lo=0, bits=8)
+
+# named accumulator values (instances of RequantClamp in one circuit)
+INSTANCES = {
+    "q_zero_clamped_low": -600,     # N = 0: q = 0, r = 0
+    "clamped_low": -300,            # q < LO
+    "at_lo": -3,                    # q = LO
+    "inside": 50,                   # LO < q < HI, r = 10
+    "inside_r_max": 55,             # r = 2^SHIFT - 1
+    "at_hi": 157,                   # q = HI
+    "clamped_high": 600,            # q > HI, r = 0
+}
+
+
+class RequantSetup:
+    def __init__(self, params: dict, flags: list):
+        self.params = params
+        b = requant_bounds(params["amin"], params["amax"], params["shift"], params["zp"], params["lo"],
+                           params["bits"])
+        self.c = c = b.circuit
+        self.names = list(INSTANCES)
+        accs = [INSTANCES[k] for k in self.names]
+        self.accs = accs
+        self.n = [a + (1 << (c["SHIFT"] - 1)) + c["K"] * (1 << c["SHIFT"]) for a in accs]
+        args = ", ".join(str(v) for _, v in requant_args(b))
+        self.circuit = compile_circuit(REQUANT_MAIN.format(args=args, n=len(accs)), flags=flags)
+        self.w = self.circuit.witness({"in": self.n})
+        want = requant_kernel(np.array(accs, dtype=object), params["shift"], params["zp"], params["lo"],
+                              params["bits"])
+        got = [self.circuit.value(self.w, f"main.out[{i}]") for i in range(len(accs))]
+        assert got == [int(v) for v in want]
+
+    def inst(self, name: str) -> tuple[int, str, int, int]:
+        """(index, component prefix, N, honest q)"""
+        i = self.names.index(name)
+        return i, f"main.rq[{i}]", self.n[i], self.n[i] >> self.c["SHIFT"]
+
+    def model(self, name: str, q: int | None = None, **kw) -> dict:
+        i, prefix, n, qh = self.inst(name)
+        return requant_model(prefix, n, self.c, qh if q is None else q, out_name=f"main.out[{i}]", **kw)
+
+    def forge(self, name: str, **kw) -> list[int]:
+        m = self.model(name, **kw)
+        check_covers(self.circuit, m, self.inst(name)[1])
+        return self.circuit.tamper(self.w, m, skip_eliminated=True)
+
+
+_setups: dict = {}
+
+
+def setup_for(kind: str, opt: str) -> RequantSetup:
+    key = (kind, opt)
+    if key not in _setups:
+        s = RequantSetup({"both": CLAMP_BOTH, "none": CLAMP_NONE}[kind], {"O1": O1, "O2": O2}[opt])
+        assert_accepted(s.circuit, s.w)        # `snarkjs wtns check` CLI + library + Python
+        _setups[key] = s
+    return _setups[key]
+
+
+@pytest.fixture(params=["O1", "O2"])
+def rq(request) -> RequantSetup:
+    s = setup_for("both", request.param)
+    assert (s.c["CLAMP_LO"], s.c["CLAMP_HI"]) == (1, 1)
+    return s
+
+
+def test_requant_honest_witness_passes_and_signal_model_matches(rq):
+    """Baseline: honest witness accepted; the attacker's signal model with no lie reproduces it."""
+    for name in rq.names:
+        m = rq.model(name)
+        check_covers(rq.circuit, m, rq.inst(name)[1])
+        honest_model_matches(rq.circuit, rq.w, m)
+
+
+def test_snarkjs_cli_and_persistent_checker_agree(rq):
+    """The harness checks most attacks with snarkjs's `wtns.check` in a persistent node process;
+    the command line `snarkjs wtns check` must give the same verdict and failing constraint."""
+    _, prefix, n, q = rq.inst("inside")
+    cases = [rq.w, rq.forge("inside", q=q + 1), rq.forge("inside", out_delta=1),
+             rq.forge("inside", above=1), rq.forge("clamped_low", below=0)]
+    for v in cases:
+        assert snarkjs_check(rq.circuit.r1cs, v, cli=True) == snarkjs_check(rq.circuit.r1cs, v)
+    assert snarkjs_check(rq.circuit.r1cs, rq.w) is None
+
+
+def _rq_bits(s: RequantSetup, prefix: str) -> list[str]:
+    return bit_names(s.circuit, f"{prefix}.rBits.", f"{prefix}.qBits.")
+
+
+@pytest.mark.parametrize("inst", ["inside", "inside_r_max", "clamped_high", "at_hi"])
+def test_requant_forged_quotient_plus_one_remainder_minus_2shift(rq, inst):
+    """Attacker: q+1 and r - 2^SHIFT (so in === q*2^S + r still holds in the field), q's bits,
+    comparators, clamped output and public output recomputed from q+1. r - 2^S < 0 is the field
+    element p - (2^S - r): no S bits sum to it. Caught by the remainder's Num2Bits (rBits)."""
+    _, prefix, n, q = rq.inst(inst)
+    bad = rq.forge(inst, q=q + 1)
+    assert_rejected(rq.circuit, bad, caught_in="rBits")
+    assert no_assignment_satisfies(rq.circuit, bad, _rq_bits(rq, prefix))
+
+
+@pytest.mark.parametrize("inst", ["inside", "at_lo", "q_zero_clamped_low", "clamped_low"])
+def test_requant_forged_quotient_minus_one_remainder_plus_2shift(rq, inst):
+    """Attacker: q-1 and r + 2^SHIFT >= 2^SHIFT (q = 0 becomes p - 1). Caught by rBits (r needs
+    SHIFT+1 bits); for q = 0 also by qBits."""
+    _, prefix, n, q = rq.inst(inst)
+    bad = rq.forge(inst, q=q - 1)
+    caught = assert_rejected(rq.circuit, bad, caught_in="rBits")
+    if q == 0:
+        assert any("qBits" in s for s in caught)
+    assert no_assignment_satisfies(rq.circuit, bad, _rq_bits(rq, prefix))
+
+
+@pytest.mark.parametrize("j", [2, 5, "all"])
+def test_requant_forged_remainder_at_least_2shift(rq, j):
+    """Attacker: moves j units of 2^SHIFT from q into r (q - j, r + j*2^S >= 2^S); 'all' puts
+    the whole input into r (q = 0, r = in). Caught by rBits."""
+    _, prefix, n, q = rq.inst("clamped_high")
+    j = q if j == "all" else j
+    bad = rq.forge("clamped_high", q=q - j)
+    assert_rejected(rq.circuit, bad, caught_in="rBits")
+    assert no_assignment_satisfies(rq.circuit, bad, _rq_bits(rq, prefix))
+
+
+@pytest.mark.parametrize("k", [1, 7, 1 << 40, 1 << 200])
+def test_requant_forged_field_negative_remainder(rq, k):
+    """Attacker: r = p - k (i.e. -k) and q = (in + k) / 2^SHIFT computed in the field, so the
+    linear equation holds exactly; q is then a huge field element (2^S does not divide in + k)
+    or out of [0, 2^QBITS). Caught by rBits and qBits."""
+    _, prefix, n, q = rq.inst("inside")
+    qf = (n + k) * INV(1 << rq.c["SHIFT"]) % P
+    bad = rq.forge("inside", q=qf)
+    assert (qf * (1 << rq.c["SHIFT"]) + (P - k)) % P == n
+    assert_rejected(rq.circuit, bad, caught_in=("rBits", "qBits"))
+    assert no_assignment_satisfies(rq.circuit, bad, _rq_bits(rq, prefix))
+
+
+def test_requant_every_other_in_range_remainder_forces_quotient_out_of_range(rq):
+    """Attacker: any other remainder r' in [0, 2^SHIFT) (r' != r), q' = (in - r') / 2^S in the
+    field. All 2^S - 1 choices are enumerated; each is rejected (snarkjs checks the first, the
+    Python evaluator all, over every choice of r's and q's bits). Caught by qBits: q' >= 2^QBITS."""
+    _, prefix, n, q = rq.inst("inside")
+    S = rq.c["SHIFT"]
+    r_honest = n % (1 << S)
+    others = [r for r in range(1 << S) if r != r_honest]
+    for t, r in enumerate(others):
+        qf = (n - r) * INV(1 << S) % P
+        assert qf >= 1 << rq.c["QBITS"]
+        bad = rq.forge("inside", q=qf)
+        if t == 0:
+            assert_rejected(rq.circuit, bad, caught_in="qBits")
+        assert r1cs_of(rq.circuit).unsatisfied(bad)
+        assert no_assignment_satisfies(rq.circuit, bad, bit_names(rq.circuit, f"{prefix}.qBits."))
+
+
+@pytest.mark.parametrize("delta", [+1, -1])
+@pytest.mark.parametrize("inst", ["inside", "clamped_high", "clamped_low"])
+def test_requant_forged_output_off_by_one(rq, inst, delta):
+    """Attacker: the public output out +-1 with every hint honest. Caught by the output
+    constraint out <== upper - OFF + below.out * (LO - upper)."""
+    bad = rq.forge(inst, out_delta=delta)
+    assert_rejected(rq.circuit, bad, caught_in=("main.out", ".upper", "below.out"))
+
+
+@pytest.mark.parametrize("comparator,inst", [
+    ("above", "clamped_high"),     # true HI < q claimed false: output q - OFF instead of HI - OFF
+    ("above", "inside"),           # false claimed true: output clamped to HI - OFF
+    ("above", "at_hi"),            # q = HI claimed HI < q: same output, the comparator still lies
+    ("below", "clamped_low"),      # true q < LO claimed false: output q - OFF (below LO)
+    ("below", "q_zero_clamped_low"),
+    ("below", "inside"),           # false claimed true: output clamped to LO - OFF
+])
+def test_requant_forged_comparator_flipped(rq, comparator, inst):
+    """Attacker: q and r honest, the clamp comparator's output bit flipped (clamp on the wrong
+    side); upper / out / public output recomputed from the lying bit, the comparator's Num2Bits
+    top bit set to match (1 - out) and its low bits enumerated over every choice. Caught by the
+    comparator's bit decomposition (n2b) of LO/HI + 2^QBITS - q."""
+    _, prefix, n, q = rq.inst(inst)
+    honest = rq.model(inst)[f"{prefix}.{comparator}.out"]
+    bad = rq.forge(inst, **{comparator: 1 - honest})
+    assert_rejected(rq.circuit, bad, caught_in=f"{comparator}.")
+    assert no_assignment_satisfies(rq.circuit, bad, bit_names(rq.circuit, f"{prefix}.{comparator}.n2b."))
+
+
+@pytest.mark.parametrize("attack", ["q_plus_one", "q_minus_one", "out_plus_one"])
+def test_requant_without_clamps_forgeries_rejected(attack):
+    """CLAMP_LO = CLAMP_HI = 0 (out <== q - OFF, no comparator), --O2: the same hint forgeries
+    are caught by rBits; the output forgery by the output constraint."""
+    s = setup_for("none", "O2")
+    assert (s.c["CLAMP_LO"], s.c["CLAMP_HI"]) == (0, 0)
+    _, prefix, n, q = s.inst("inside")
+    kw = {"q_plus_one": dict(q=q + 1), "q_minus_one": dict(q=q - 1), "out_plus_one": dict(out_delta=1)}[attack]
+    bad = s.forge("inside", **kw)
+    assert_rejected(s.circuit, bad, caught_in="main.out" if attack == "out_plus_one" else "rBits")
+    if attack != "out_plus_one":
+        assert no_assignment_satisfies(s.circuit, bad, _rq_bits(s, prefix))
+
+
+# =========================================================================== ReluZp
+RELU_MAIN = """pragma circom 2.1.0;
+include "relu.circom";
+
+template Main() {
+    signal input in[5];
+    signal output out[5];
+    component relu = ReluZp(5, 8, 100);
+    relu.in <== in;
+    out <== relu.out;
+}
+
+component main = Main();
+"""
+RELU_X = [30, 99, 100, 101, 250]
+ZP, RBITS = 100, 8
+
+
+@pytest.fixture(scope="module")
+def relu():
+    c = compile_circuit(RELU_MAIN)
+    w = c.witness({"in": RELU_X})
+    assert [c.value(w, f"main.out[{i}]") for i in range(5)] == [max(x - ZP, 0) for x in RELU_X]
+    assert_accepted(c, w)
+    return c, w
+
+
+def relu_model(i: int, x: int, pos: int | None = None, out_delta: int = 0) -> dict:
+    m = {}
+    p = less_than(m, f"main.relu.pos[{i}]", ZP, x, RBITS, pos)
+    m[f"main.relu.out[{i}]"] = m[f"main.out[{i}]"] = p * (x - ZP) + out_delta
+    return m
+
+
+@pytest.mark.parametrize("i", range(5), ids=[f"x{x}" for x in RELU_X])
+def test_relu_forged_comparator_flipped(relu, i):
+    """Attacker: the comparator bit pos = (ZP < x) flipped, the output recomputed from it:
+    x < ZP gets out = x - ZP (a field-negative value p - (ZP - x)); x > ZP gets out = 0;
+    x = ZP keeps out = 0 with a lying bit. pos's Num2Bits top bit set to 1 - pos, low bits
+    enumerated over all 2^BITS choices. Caught by the comparator's bit decomposition."""
+    c, w = relu
+    x = RELU_X[i]
+    honest_model_matches(c, w, relu_model(i, x))
+    m = relu_model(i, x, pos=0 if x > ZP else 1)
+    check_covers(c, m, f"main.relu.pos[{i}]")
+    bad = c.tamper(w, m, skip_eliminated=True)
+    assert_rejected(c, bad, caught_in=f"pos[{i}].")
+    assert no_assignment_satisfies(c, bad, bit_names(c, f"main.relu.pos[{i}].n2b."))
+
+
+@pytest.mark.parametrize("delta", [+1, -1])
+def test_relu_forged_output_off_by_one(relu, delta):
+    """Attacker: out +-1 with the comparator honest. Caught by out <== pos.out * (in - ZP)."""
+    c, w = relu
+    for i in (0, 3, 4):
+        bad = c.tamper(w, relu_model(i, RELU_X[i], out_delta=delta), skip_eliminated=True)
+        assert_rejected(c, bad, caught_in=f"main.out[{i}]")
+
+
+# =========================================================================== UintRange
+RANGE_MAIN = """pragma circom 2.1.0;
+include "range.circom";
+
+template Main() {
+    signal input in[3];
+    signal output out[3];
+    component r = UintRange(3, 8);
+    r.in <== in;
+    out <== r.out;
+}
+
+component main = Main();
+"""
+
+
+@pytest.fixture(scope="module")
+def uint_range():
+    c = compile_circuit(RANGE_MAIN)
+    w = c.witness({"in": [0, 17, 255]})
+    assert_accepted(c, w)
+    return c, w
+
+
+@pytest.mark.parametrize("value", [256, 256 + 17, 1 << 9, 1 << 100, P - 1, P - 256],
+                         ids=["2^8", "2^8+17", "2^9", "2^100", "p-1", "p-256"])
+def test_uint_range_rejects_input_at_least_2_bits(uint_range, value):
+    """Attacker: an input >= 2^BITS (BITS = 8), including field-negative p-1 and p-256, with
+    out = in and the 8 bits set to in's low bits, then every choice of the surviving bits
+    enumerated. Caught by Num2Bits: sum(bits * 2^i) === in, bits boolean."""
+    c, w = uint_range
+    m = {"main.in[1]": value, "main.out[1]": value, "main.r.in[1]": value, "main.r.out[1]": value}
+    num2bits(m, "main.r.bits[1]", value, 8)
+    check_covers(c, m, "main.r.bits[1]")
+    bad = c.tamper(w, m, skip_eliminated=True)
+    assert_rejected(c, bad, caught_in="main.r.bits[1]")
+    assert no_assignment_satisfies(c, bad, bit_names(c, "main.r.bits[1]."))
+
+
+# =========================================================================== whole model
+@pytest.fixture(scope="module")
+def model_build(tmp_path_factory):
+    """The shared 1l_mlp (Gemm + Relu -> one Dense with fused Relu), or a tiny Gemm+Relu model."""
+    from onnx import helper
+
+    from conftest import SHARED_MODELS, const, make_model, save, vinfo
+    from zkml import api
+    src = SHARED_MODELS / "1l_mlp" / "network.onnx"
+    folder = tmp_path_factory.mktemp("forgery_model")
+    inp = SHARED_MODELS / "1l_mlp" / "input.json"
+    if not src.exists():
+        rng = np.random.default_rng(3)
+        m = make_model([helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="fc", transB=1),
+                        helper.make_node("Relu", ["h"], ["y"], name="relu")],
+                       [vinfo("x", [1, 3])], [vinfo("y", [1, 4])],
+                       [const("w", rng.normal(0, 0.6, (4, 3))), const("b", rng.normal(0, 0.3, 4))])
+        src = save(m, folder / "gemm_relu.onnx")
+        inp = folder / "input.json"
+        inp.write_text('{"input_data": [[1.5, 0.5, -1.2]]}')
+    build = folder / "build"
+    api.compile(src, build)
+    wtns, outs = api.witness(build, inp)
+    from zkml.wtns import read_wtns
+    w, _ = read_wtns(wtns)
+    c = Circuit(build, "main", O2, read_sym(build / "main.sym"))
+    assert_accepted(c, w)
+    return build, c, w, inp
+
+
+def _model_requant(build: Path, c: Circuit, inp: Path):
+    """The (first) Dense node's RequantClamp bounds and its N = acc*M + 2^(S-1) + K*2^S per output."""
+    import zkml_runtime as rt
+    from zkml.api import load_graph
+    from zkml.inputs import load_input
+    from zkml.ir import verify
+    g = load_graph(build)
+    node = next(n for n in g.nodes if n.op == "Dense")
+    b = verify(g)[node.name].circuit
+    assert node.inputs[0] == g.inputs[0]
+    x = load_input(inp, g.tensors[g.inputs[0]].shape)
+    q, _ = rt.quantize_input(g, x)
+    p = node.params
+    xs = [int(v) for v in q.reshape(-1)]
+    ns = []
+    for j in range(p.n_out):
+        acc = sum((xs[k] - p.x_zp) * (p.w[j][k] - p.w_zp[j]) for k in range(p.n_in)) + p.bias[j]
+        ns.append(acc * p.mult[j] + (1 << (b["SHIFT"] - 1)) + b["K"] * (1 << b["SHIFT"]))
+    comp = next(s for s in c.sym if s.endswith(".rq[0].q")).rsplit(".rq[0].q", 1)[0]
+    assert g.outputs[0] == node.output, "the forgery test expects the Dense output to be the model output"
+    return b, ns, comp
+
+
+def test_model_forged_public_output_plus_one(model_build):
+    """Whole compiled model (main.r1cs from zkml compile): the honest witness with public output
+    out[0] + 1. Caught by the output constraint of the Dense node's RequantClamp."""
+    build, c, w, inp = model_build
+    bad = c.tamper(w, {"main.out[0]": c.value(w, "main.out[0]") + 1})
+    assert_rejected(c, bad, caught_in="main.out[0]", cli=True)
+
+
+def test_model_forged_requant_quotient_plus_one(model_build):
+    """Whole compiled model: the attacker wants public output out[j] + 1 and makes it look
+    consistent on output j's RequantClamp: q+1 with r - 2^SHIFT; q's bits, the comparators, the
+    clamped output and out[j] recomputed from q+1. Done for every output j (those where q+1
+    moves the clamped output really change the public output). Caught by the remainder's
+    Num2Bits (rBits)."""
+    build, c, w, inp = model_build
+    b, ns, comp = _model_requant(build, c, inp)
+    changed = 0
+    for j, n in enumerate(ns):
+        prefix = f"{comp}.rq[{j}]"
+        honest = requant_model(prefix, n, b, n >> b["SHIFT"], out_name=f"main.out[{j}]")
+        check_covers(c, honest, prefix)
+        honest_model_matches(c, w, honest)
+        m = requant_model(prefix, n, b, (n >> b["SHIFT"]) + 1, out_name=f"main.out[{j}]")
+        changed += m[f"main.out[{j}]"] != honest[f"main.out[{j}]"]
+        bad = c.tamper(w, m, skip_eliminated=True)
+        assert_rejected(c, bad, caught_in="rBits", cli=True)
+        # (SHIFT is ~20 here: the exhaustive bit enumeration is done on the small templates above)
+    assert changed, "no output of this model/input lets q+1 change the public output"
