@@ -38,6 +38,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zkml import binfile
 from zkml import toolchain
 from zkml.errors import ToolError
 from zkml.ir import BN254_R
@@ -288,14 +289,7 @@ class R1CS:
 
     def __init__(self, path: Path):
         data = Path(path).read_bytes()
-        assert data[:4] == b"r1cs"
-        _ver, nsec = struct.unpack_from("<II", data, 4)
-        pos, sections = 12, {}
-        for _ in range(nsec):
-            sid, size = struct.unpack_from("<IQ", data, pos)
-            pos += 12
-            sections[sid] = (pos, size)
-            pos += size
+        sections = binfile.sections(data, b"r1cs", str(path))
         h, _ = sections[1]
         n8 = struct.unpack_from("<I", data, h)[0]
         self.prime = int.from_bytes(data[h + 4:h + 4 + n8], "little")
@@ -403,3 +397,22 @@ def bits(x: int, n: int) -> list[int]:
     """The n low bits of x mod p (what an attacker would put in a Num2Bits(n))."""
     x %= P
     return [(x >> i) & 1 for i in range(n)]
+
+
+# a main component wrapping N RequantClamp instances (format with args=..., n=...)
+REQUANT_MAIN = """pragma circom 2.1.0;
+include "requant.circom";
+
+template Main(N) {{
+    signal input in[N];
+    signal output out[N];
+    component rq[N];
+    for (var i = 0; i < N; i++) {{
+        rq[i] = RequantClamp({args});
+        rq[i].in <== in[i];
+        out[i] <== rq[i].out;
+    }}
+}}
+
+component main = Main({n});
+"""

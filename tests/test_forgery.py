@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from circuit_harness import (O1, O2, P, Circuit, assert_accepted, assert_rejected, bits, compile_circuit,
+from circuit_harness import (REQUANT_MAIN, O1, O2, P, Circuit, assert_accepted, assert_rejected, bits, compile_circuit,
                              no_assignment_satisfies, r1cs_of, read_sym, snarkjs_check)
 from zkml.ops._requant import requant_args, requant_bounds, requant_kernel
 
@@ -106,22 +106,6 @@ def bit_names(circuit: Circuit, *prefixes: str) -> list[str]:
 
 
 # =========================================================================== RequantClamp
-REQUANT_MAIN = """pragma circom 2.1.0;
-include "requant.circom";
-
-template Main(N) {{
-    signal input in[N];
-    signal output out[N];
-    component rq[N];
-    for (var i = 0; i < N; i++) {{
-        rq[i] = RequantClamp({args});
-        rq[i].in <== in[i];
-        out[i] <== rq[i].out;
-    }}
-}}
-
-component main = Main({n});
-"""
 
 # Parameters from the real bound rule: acc in [-600, 600], shift 4, zp 5, relu-fused (lo = zp),
 # uint4 output -> K=37, QBITS=7, LO=37, HI=47, OFF=32, CLAMP_LO = CLAMP_HI = 1.

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from circuit_harness import compile_circuit
+from circuit_harness import REQUANT_MAIN, compile_circuit
 from zkml.emit import _circom_value
 from zkml.fgraph import FNode
 from zkml.ir import FIELD_SAFE_BITS, Node
@@ -76,22 +76,6 @@ def flags(b) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------- RequantClamp
-REQUANT_MAIN = """pragma circom 2.1.0;
-include "requant.circom";
-
-template Main(N) {{
-    signal input in[N];
-    signal output out[N];
-    component rq[N];
-    for (var i = 0; i < N; i++) {{
-        rq[i] = RequantClamp({args});
-        rq[i].in <== in[i];
-        out[i] <== rq[i].out;
-    }}
-}}
-
-component main = Main({n});
-"""
 
 # (id, amin, amax, shift, zp, lo, bits, expected (CLAMP_LO, CLAMP_HI))
 REQUANT_CASES = [

@@ -110,6 +110,16 @@ def load_graph(build: str | Path) -> Graph:
 
 
 # --------------------------------------------------------------------------- run
+def _integer_input(build: Path, input: str | Path, log: Log):
+    """(graph, float input, quantized input) for a user's input file."""
+    g = load_graph(build)
+    x = load_input(input, g.tensors[g.inputs[0]].shape)
+    q, clipped = rt.quantize_input(g, x)
+    if clipped:
+        log(f"WARNING: {clipped} input values lay outside the calibrated range and were clipped")
+    return g, x, q
+
+
 @dataclass
 class RunResult:
     q_input: list
@@ -124,11 +134,7 @@ class RunResult:
 
 def run(build: str | Path, input: str | Path, log: Log = _quiet, reference: bool = True) -> RunResult:
     build = Path(build)
-    g = load_graph(build)
-    x = load_input(input, g.tensors[g.inputs[0]].shape)
-    q, clipped = rt.quantize_input(g, x)
-    if clipped:
-        log(f"WARNING: {clipped} input values lay outside the calibrated range and were clipped")
+    g, x, q = _integer_input(build, input, log)
     qo = rt.run_outputs(g, q)[0]
     deq = rt.dequantize(g, g.outputs[0], qo)
     y = rt.postprocess(g, deq)
@@ -148,11 +154,7 @@ def run(build: str | Path, input: str | Path, log: Log = _quiet, reference: bool
 def witness(build: str | Path, input: str | Path, log: Log = _quiet) -> tuple[Path, list[int]]:
     """Compute the circuit witness for a float input; its outputs must equal the runtime's."""
     build = Path(build)
-    g = load_graph(build)
-    x = load_input(input, g.tensors[g.inputs[0]].shape)
-    q, clipped = rt.quantize_input(g, x)
-    if clipped:
-        log(f"WARNING: {clipped} input values lay outside the calibrated range and were clipped")
+    g, _, q = _integer_input(build, input, log)
     expected = [int(v) for o in rt.run_outputs(g, q) for v in o.reshape(-1)]
     return witness_from_integers(build, q, expected)
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import toolchain
+from . import binfile, toolchain
 from .errors import BuildError, ZkmlError
 
 Log = Callable[[str], None]
@@ -35,21 +35,15 @@ def cache_dir() -> Path:
 def r1cs_info(path: Path) -> dict:
     """Header of a circom .r1cs file: constraints, wires, public outputs/inputs, private inputs."""
     data = Path(path).read_bytes()
-    if data[:4] != b"r1cs":
-        raise BuildError(f"{path} is not an .r1cs file")
-    nsec = struct.unpack_from("<I", data, 8)[0]
-    pos = 12
-    for _ in range(nsec):
-        sid, size = struct.unpack_from("<IQ", data, pos)
-        pos += 12
-        if sid == 1:
-            n8 = struct.unpack_from("<I", data, pos)[0]
-            p = pos + 4 + n8
-            nwires, npubout, npubin, nprvin = struct.unpack_from("<IIII", data, p)
-            _nlabels, ncons = struct.unpack_from("<QI", data, p + 16)
-            return dict(constraints=ncons, wires=nwires, public_outputs=npubout,
-                        public_inputs=npubin, private_inputs=nprvin)
-        pos += size
+    secs = binfile.sections(data, b"r1cs", str(path))
+    if 1 in secs:
+        pos = secs[1][0]
+        n8 = struct.unpack_from("<I", data, pos)[0]
+        p = pos + 4 + n8
+        nwires, npubout, npubin, nprvin = struct.unpack_from("<IIII", data, p)
+        _nlabels, ncons = struct.unpack_from("<QI", data, p + 16)
+        return dict(constraints=ncons, wires=nwires, public_outputs=npubout,
+                    public_inputs=npubin, private_inputs=nprvin)
     raise BuildError(f"{path}: no header section")
 
 

@@ -8,21 +8,14 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from . import binfile
 from .errors import BuildError
 
 
 def read_wtns(path: str | Path) -> tuple[list[int], int]:
     """Return (witness values, prime)."""
     data = Path(path).read_bytes()
-    if data[:4] != b"wtns":
-        raise BuildError(f"{path} is not a .wtns file")
-    _version, nsec = struct.unpack_from("<II", data, 4)
-    pos, sections = 12, {}
-    for _ in range(nsec):
-        sid, size = struct.unpack_from("<IQ", data, pos)
-        pos += 12
-        sections[sid] = (pos, size)
-        pos += size
+    sections = binfile.sections(data, b"wtns", str(path))
     if 1 not in sections or 2 not in sections:
         raise BuildError(f"{path}: missing witness sections")
     hpos, _ = sections[1]
