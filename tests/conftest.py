@@ -1,6 +1,7 @@
 """Shared fixtures: small ONNX models built in the tests and the shared model corpus."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_MODELS = ROOT.parent / "shared" / "models"
+SHARED_MODELS = Path(os.environ.get("ZKML_SHARED_MODELS", ROOT.parent / "shared" / "models"))
 # the shared models the foundation must compile, run within tolerance and prove
 FOUNDATION_MODELS = ["1l_mlp", "1l_linear", "1l_relu", "2l_relu_fc", "2l_relu_small",
                      "1l_flatten", "1l_reshape", "1l_identity"]
