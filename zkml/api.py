@@ -27,7 +27,7 @@ import zkml_runtime as rt
 
 from . import __version__, groth16, toolchain
 from .emit import emit
-from .errors import BuildError, VerificationError, ZkmlError
+from .errors import BuildError, InputError, VerificationError, ZkmlError
 from .inputs import load_input, load_samples
 from .ir import Graph, verify as ir_verify
 from .onnx_import import import_onnx
@@ -184,25 +184,51 @@ def setup(build: str | Path, ptau: str | Path | None = None, log: Log = _quiet) 
     return groth16.setup(build, ptau, log)
 
 
-def prove(build: str | Path, input: str | Path, ptau: str | Path | None = None, log: Log = _quiet) -> dict:
+def prove(build: str | Path, input: str | Path, ptau: str | Path | None = None, prover: str = "auto",
+          log: Log = _quiet) -> dict:
+    """Prove one input: build/proof.json, build/public.json, build/prove.json."""
+    return prove_many(build, [input], ptau, prover, log)[0]
+
+
+def prove_many(build: str | Path, inputs: list, ptau: str | Path | None = None, prover: str = "auto",
+               log: Log = _quiet) -> list[dict]:
+    """Prove several inputs with the proving key loaded once.
+
+    One input writes proof.json/public.json in the build folder; several write
+    proofs/NNN/{proof,public,prove}.json, NNN counting from 000 in the order given.
+    """
+    from .provers import get_prover
     build = Path(build)
-    times = {}
+    if not inputs:
+        raise InputError("give at least one --input")
+    setup_s = None
     if not (build / "main.zkey").exists():
         t = time.time()
         log("no keys yet: running setup")
         setup(build, ptau, log)
-        times["setup"] = round(time.time() - t, 2)
-    t = time.time()
-    wtns, outs = witness(build, input, log)
-    times["witness"] = round(time.time() - t, 2)
-    t = time.time()
-    proof, public = groth16.prove(build, wtns)
-    times["prove"] = round(time.time() - t, 2)
+        setup_s = round(time.time() - t, 2)
     g = load_graph(build)
-    res = dict(input=str(input), outputs=outs, seconds=times,
-               dequantized=rt.dequantize(g, g.outputs[0], np.array(outs)).tolist())
-    (build / "prove.json").write_text(json.dumps(res, indent=2))
-    return res
+    for inp in inputs:  # refuse a bad input before any work
+        _integer_input(build, inp, _quiet)
+    t = time.time()
+    backend = get_prover(prover, build / "main.zkey")
+    load_s = round(time.time() - t, 2)
+    results = []
+    for k, inp in enumerate(inputs):
+        out = build if len(inputs) == 1 else build / "proofs" / f"{k:03d}"
+        out.mkdir(parents=True, exist_ok=True)
+        times = {"setup": setup_s} if setup_s is not None and k == 0 else {}
+        t = time.time()
+        wtns, outs = witness(build, inp, log)
+        times["witness"] = round(time.time() - t, 2)
+        t = time.time()
+        backend.prove(wtns, out)
+        times["prove"] = round(time.time() - t, 2)
+        res = dict(input=str(inp), prover=backend.name, outputs=outs, seconds=times, key_load_seconds=load_s,
+                   dequantized=rt.dequantize(g, g.outputs[0], np.array(outs)).tolist(), dir=str(out))
+        (out / "prove.json").write_text(json.dumps(res, indent=2))
+        results.append(res)
+    return results
 
 
 # --------------------------------------------------------------------------- verify

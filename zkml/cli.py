@@ -106,18 +106,22 @@ def setup_cmd(build, ptau):
 
 @main.command("prove")
 @BUILD
-@click.option("--input", "-i", "input_", required=True, type=click.Path(dir_okay=False))
+@click.option("--input", "-i", "inputs", required=True, multiple=True, type=click.Path(dir_okay=False),
+              help="Float input; repeat to prove several inputs with the key loaded once.")
 @click.option("--ptau", type=click.Path(dir_okay=False), help="Used if setup has to run first.")
+@click.option("--prover", type=click.Choice(["auto", "arkworks", "snarkjs"]), default="auto", show_default=True,
+              help="auto: arkworks (groth16py) when installed, else snarkjs.")
 @_guard
-def prove_cmd(build, input_, ptau):
+def prove_cmd(build, inputs, ptau, prover):
     """Compute the witness (checked against the runtime) and a Groth16 proof."""
     from . import api
-    r = api.prove(build, input_, ptau, log=_log)
-    s = r["seconds"]
-    if "setup" in s:
-        click.echo(f"setup time: {s['setup']} s")
-    click.echo(f"witness: {s['witness']} s (outputs equal the reference runtime: {r['outputs']})")
-    click.echo(f"prove time: {s['prove']} s  -> {build}/proof.json, {build}/public.json")
+    results = api.prove_many(build, list(inputs), ptau, prover, log=_log)
+    for r in results:
+        s = r["seconds"]
+        if "setup" in s:
+            click.echo(f"setup time: {s['setup']} s")
+        click.echo(f"{r['input']}: witness {s['witness']} s (outputs equal the reference runtime: {r['outputs']})")
+        click.echo(f"prove time: {s['prove']} s with {r['prover']}  -> {r['dir']}/proof.json, {r['dir']}/public.json")
 
 
 @main.command("verify")

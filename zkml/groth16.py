@@ -147,15 +147,6 @@ def setup(build: Path, ptau: Path | None = None, log: Log = lambda s: None) -> d
     return meta
 
 
-def prove(build: Path, wtns: Path) -> tuple[dict, list]:
-    build = Path(build)
-    zkey = build / "main.zkey"
-    if not zkey.exists():
-        raise BuildError(f"{zkey} not found: run `zkml setup` first")
-    toolchain.snarkjs("groth16", "prove", zkey, wtns, build / "proof.json", build / "public.json")
-    return json.loads((build / "proof.json").read_text()), json.loads((build / "public.json").read_text())
-
-
 def snarkjs_verify(vk: Path, public: Path, proof: Path) -> bool:
     """snarkjs groth16 verify; True on 'OK', False on an invalid proof."""
     cli = toolchain.node_modules() / "snarkjs" / "build" / "cli.cjs"
