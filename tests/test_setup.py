@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +14,10 @@ import pytest
 from conftest import mlp_model, save
 from zkml import api, groth16, toolchain
 from zkml.errors import ZkmlError
+
+
+def zkml(*args):
+    return subprocess.run([sys.executable, "-m", "zkml.cli", *map(str, args)], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +52,48 @@ def test_garbage_ptau_is_refused(small_build, tmp_path):
         api.setup(small_build / "b", tmp_path / "x.ptau")
 
 
-def test_user_ptau_production_path(small_build, ceremony):
+def test_production_ceremony_end_to_end(small_build, ceremony):
+    """--ptau from a ceremony: ptau verified, first contribution, two more, a beacon, then
+    `zkml setup verify` against the ptau, a proof, and both verifiers accept it."""
+    b = small_build / "b"
     assert groth16.ptau_power(ceremony / "final.ptau") == (9, True)
-    meta = api.setup(small_build / "b", ceremony / "final.ptau")
-    assert meta["insecure"] is False and "final.ptau" in meta["kind"]
-    assert (small_build / "b" / "main.zkey").stat().st_size > 0
-    api.prove(small_build / "b", small_build / "x.json")
-    assert api.verify(small_build / "b").valid
+    r = zkml("setup", b, "--ptau", ceremony / "final.ptau")
+    assert r.returncode == 0, r.stderr
+    assert "production" in r.stdout and "INSECURE" not in r.stdout
+    for who in ("alice", "bob"):
+        r = zkml("setup", "contribute", b, "--name", who)
+        assert r.returncode == 0, r.stderr
+    r = zkml("setup", "beacon", b, "--hash", "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
+             "--iterations", "10")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((b / "setup.json").read_text())
+    assert meta["insecure"] is False and len(meta["contributions"]) == 4
+    assert meta["contributions"][1:3] == ["alice", "bob"]
+    r = zkml("setup", "verify", b, "--ptau", ceremony / "final.ptau")
+    assert r.returncode == 0, r.stderr
+    assert "setup verified" in r.stdout
+    api.prove(b, small_build / "x.json")
+    assert api.verify(b).valid
+
+
+def test_setup_verify_rejects_another_ptau(small_build, ceremony, tmp_path):
+    """A zkey checked against a different powers of tau fails `zkml setup verify`."""
+    other = tmp_path / "o"
+    toolchain.snarkjs("powersoftau", "new", "bn128", 9, other.with_suffix(".0.ptau"))
+    toolchain.snarkjs("powersoftau", "contribute", other.with_suffix(".0.ptau"), other.with_suffix(".1.ptau"),
+                      "-name=x", f"-e={secrets.token_hex(16)}")
+    toolchain.snarkjs("powersoftau", "prepare", "phase2", other.with_suffix(".1.ptau"), other.with_suffix(".ptau"))
+    b = small_build / "b"
+    if json.loads((b / "setup.json").read_text()).get("method") != "ceremony":
+        api.setup(b, ceremony / "final.ptau")
+    r = zkml("setup", "verify", b, "--ptau", other.with_suffix(".ptau"))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+
+
+def test_contribution_to_development_keys_is_refused(small_build):
+    api.setup(small_build / "b")
+    r = zkml("setup", "contribute", small_build / "b", "--name", "eve")
+    assert r.returncode != 0 and "production setup" in r.stderr
 
 
 def test_development_setup_is_cached_and_labelled(small_build):

@@ -177,11 +177,14 @@ def witness_from_integers(build: Path, q: np.ndarray, expected: list[int]) -> tu
 
 
 # --------------------------------------------------------------------------- setup / prove
-def setup(build: str | Path, ptau: str | Path | None = None, log: Log = _quiet) -> dict:
+def setup(build: str | Path, ptau: str | Path | None = None, log: Log = _quiet, **kw) -> dict:
+    """Development keys by default; a production ceremony from a public `ptau` (see zkml.groth16)."""
     build = Path(build)
     if not (build / "main.r1cs").exists():
         raise BuildError(f"{build / 'main.r1cs'} not found: run `zkml compile` first")
-    return groth16.setup(build, ptau, log)
+    for f in ("proof.json", "public.json", "prove.json", "deployment.json", "Verifier.sol"):
+        (build / f).unlink(missing_ok=True)   # proofs and contracts of the old keys
+    return groth16.setup(build, ptau, log, **kw)
 
 
 def prove(build: str | Path, input: str | Path, ptau: str | Path | None = None, prover: str = "auto",

@@ -91,17 +91,71 @@ def _fmt(v):
     return "[" + ", ".join(f"{x:.5g}" for x in v) + "]"
 
 
-@main.command("setup")
+class _DefaultGroup(click.Group):
+    """`zkml setup DIR` runs the default subcommand; `zkml setup contribute DIR` the named one."""
+
+    def parse_args(self, ctx, args):
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["keys", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group("setup", cls=_DefaultGroup)
+def setup_group():
+    """Groth16 setup. `zkml setup DIR` makes keys; `contribute`, `beacon` and `verify` run a ceremony."""
+
+
+@setup_group.command("keys")
 @BUILD
 @click.option("--ptau", type=click.Path(dir_okay=False),
               help="Prepared powers of tau from a public ceremony (production). Default: development keys.")
+@click.option("--dev-method", type=click.Choice(["auto", "direct", "ptau"]), default="auto", show_default=True,
+              help="Development keys: direct (no powers of tau) or through a cached local powers of tau.")
+@click.option("--no-verify-ptau", is_flag=True, help="Skip `snarkjs powersoftau verify` of --ptau (slow on big files).")
 @_guard
-def setup_cmd(build, ptau):
-    """Groth16 setup (development keys by default; INSECURE for production)."""
+def setup_cmd(build, ptau, dev_method, no_verify_ptau):
+    """Make keys (development by default: INSECURE for production)."""
     from . import api
-    meta = api.setup(build, ptau, log=_log)
+    meta = api.setup(build, ptau, log=_log, dev_method=dev_method, verify_ptau=not no_verify_ptau)
     click.echo(f"setup: {meta['kind']}")
+    if meta.get("contributions"):
+        click.echo(f"phase-2 contributions: {', '.join(meta['contributions'])}")
     click.echo(f"setup time: {meta['seconds']} s  (keys in {build}/main.zkey, {build}/verification_key.json)")
+
+
+@setup_group.command("contribute")
+@BUILD
+@click.option("--name", required=True, help="Who contributes (recorded in the zkey).")
+@click.option("--entropy", help="Extra entropy text (default: 32 random bytes from the OS).")
+@_guard
+def contribute_cmd(build, name, entropy):
+    """Add a phase-2 contribution to a production setup."""
+    from . import groth16
+    meta = groth16.contribute(build, name, entropy, log=_log)
+    click.echo(f"contributions so far: {', '.join(meta['contributions'])}")
+
+
+@setup_group.command("beacon")
+@BUILD
+@click.option("--hash", "beacon_hash", required=True, help="Public random beacon, hex (e.g. a future block hash).")
+@click.option("--iterations", default=10, show_default=True, help="log2 of the beacon's hash iterations.")
+@_guard
+def beacon_cmd(build, beacon_hash, iterations):
+    """Finish a production ceremony with a public random beacon."""
+    from . import groth16
+    meta = groth16.beacon(build, beacon_hash, iterations, log=_log)
+    click.echo(f"contributions: {', '.join(meta['contributions'])}")
+
+
+@setup_group.command("verify")
+@BUILD
+@click.option("--ptau", required=True, type=click.Path(dir_okay=False), help="The ceremony's powers of tau.")
+@_guard
+def setup_verify_cmd(build, ptau):
+    """Check that main.zkey derives from main.r1cs and the ptau (snarkjs zkey verify)."""
+    from . import groth16
+    click.echo(groth16.verify_setup(build, ptau, log=_log))
+    click.echo("setup verified: the keys derive from this circuit and powers of tau")
 
 
 @main.command("prove")

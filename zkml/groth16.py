@@ -13,6 +13,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 import struct
 import time
 from pathlib import Path
@@ -109,42 +110,158 @@ def dev_ptau(power: int, log: Log = lambda s: None) -> Path:
     return final
 
 
-def setup(build: Path, ptau: Path | None = None, log: Log = lambda s: None) -> dict:
-    """Groth16 keys for build/main.r1cs: main.zkey, verification_key.json, setup.json."""
+def _snarkjs_writes(out: Path, *args) -> None:
+    """Run snarkjs and insist that it wrote `out`: snarkjs exits 0 after many errors."""
+    Path(out).unlink(missing_ok=True)
+    proc = toolchain.snarkjs(*args)
+    if not Path(out).exists() or Path(out).stat().st_size == 0:
+        msg = (proc.stdout + proc.stderr).strip().splitlines()
+        raise ZkmlError(f"snarkjs {args[0]} {args[1]} wrote no {Path(out).name}: "
+                        f"{msg[-1] if msg else 'no message'}")
+
+
+DEV_KIND = "development (INSECURE: single-party keys, whoever ran the setup can forge proofs)"
+
+
+def _finish(build: Path, zkey: Path, meta: dict) -> dict:
+    if not zkey.exists() or zkey.stat().st_size == 0:
+        raise ZkmlError(f"{zkey} is empty: snarkjs was given an unprepared or too small powers of tau")
+    _snarkjs_writes(build / "verification_key.json", "zkey", "export", "verificationkey", zkey,
+                    build / "verification_key.json")
+    (build / "setup.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def setup(build: Path, ptau: Path | None = None, log: Log = lambda s: None, *, verify_ptau: bool = True,
+          dev_method: str = "auto") -> dict:
+    """Groth16 keys for build/main.r1cs: main.zkey, verification_key.json, setup.json.
+
+    Without `ptau`: development keys (INSECURE). dev_method "direct" computes them from fresh
+    secrets with no powers of tau (zkml.devsetup); "ptau" uses snarkjs with a cached local
+    powers of tau; "auto" takes direct when its library is available.
+    With `ptau` (a prepared file from a public ceremony): the production path — the ptau is
+    verified, snarkjs' circuit setup runs, and this machine makes the first phase-2
+    contribution; `contribute`/`beacon` add more; `verify_setup` checks the chain.
+    """
     build = Path(build)
     r1cs = build / "main.r1cs"
     if not r1cs.exists():
         raise BuildError(f"{r1cs} not found: run `zkml compile` first")
     info = r1cs_info(r1cs)
     need = needed_power(info)
-    if ptau is not None:
-        ptau = Path(ptau)
-        power, prepared = ptau_power(ptau)
-        if not prepared:
-            raise ZkmlError(f"{ptau} is not prepared for phase 2; run `snarkjs powersoftau prepare phase2` "
-                            "on it or use a prepared file from a public ceremony")
-        if power < need:
-            raise ZkmlError(f"{ptau} holds 2^{power} powers; the circuit needs 2^{need}")
-        kind, insecure = f"production: powers of tau {ptau.name} + one phase-2 contribution", False
-    else:
-        ptau = dev_ptau(need, log)
-        kind, insecure = "development (INSECURE: local powers of tau and keys; not for production)", True
+    zkey = build / "main.zkey"
+    for stale in (zkey, build / "verification_key.json", build / "setup.json"):
+        stale.unlink(missing_ok=True)
     t0 = time.time()
-    log(f"groth16 setup: {info['constraints']} constraints, domain 2^{need}, {kind}")
-    z0, zkey = build / "main_0000.zkey", build / "main.zkey"
-    toolchain.snarkjs("groth16", "setup", r1cs, ptau, z0)
-    if not z0.exists() or z0.stat().st_size == 0:
-        raise ZkmlError(f"snarkjs wrote an empty zkey from {ptau}: the ptau is unprepared or too small")
-    toolchain.snarkjs("zkey", "contribute", z0, zkey, "-name=zkml phase-2 contribution",
-                      f"-e={secrets.token_hex(32)}")
-    z0.unlink()
-    if not zkey.exists() or zkey.stat().st_size == 0:
-        raise ZkmlError("snarkjs wrote an empty zkey after the phase-2 contribution")
-    toolchain.snarkjs("zkey", "export", "verificationkey", zkey, build / "verification_key.json")
-    meta = dict(kind=kind, insecure=insecure, ptau=str(ptau), power=need, seconds=round(time.time() - t0, 2),
-                constraints=info["constraints"])
+    if ptau is None:
+        if dev_method not in ("auto", "direct", "ptau"):
+            raise ZkmlError(f"unknown development setup method {dev_method!r}")
+        if dev_method in ("auto", "direct"):
+            try:
+                from . import devsetup
+                devsetup.check_available()
+            except (ImportError, AttributeError, ZkmlError) as e:
+                if dev_method == "direct":
+                    raise ZkmlError(f"direct development setup unavailable: {e}") from None
+                devsetup = None
+            if devsetup is not None:
+                log(f"development setup (direct, no powers of tau): {info['constraints']} constraints, "
+                    f"domain 2^{need} — INSECURE, for development only")
+                devsetup.dev_setup(r1cs, zkey, log=log)
+                return _finish(build, zkey, dict(kind=DEV_KIND, method="direct", insecure=True, ptau=None,
+                                                 power=need, constraints=info["constraints"],
+                                                 seconds=round(time.time() - t0, 2), contributions=[]))
+        ptau = dev_ptau(need, log)
+        log(f"development setup (snarkjs, local powers of tau): {info['constraints']} constraints, "
+            f"domain 2^{need} — INSECURE, for development only")
+        z0 = build / "main_0000.zkey"
+        _snarkjs_writes(z0, "groth16", "setup", r1cs, ptau, z0)
+        _snarkjs_writes(zkey, "zkey", "contribute", z0, zkey, "-name=zkml development contribution",
+                        f"-e={secrets.token_hex(32)}")
+        z0.unlink()
+        return _finish(build, zkey, dict(kind=DEV_KIND, method="ptau", insecure=True, ptau=str(ptau), power=need,
+                                         constraints=info["constraints"], seconds=round(time.time() - t0, 2),
+                                         contributions=["zkml development contribution"]))
+    ptau = Path(ptau)
+    power, prepared = ptau_power(ptau)
+    if not prepared:
+        raise ZkmlError(f"{ptau} is not prepared for phase 2; run `snarkjs powersoftau prepare phase2` "
+                        "on it or use a prepared file from a public ceremony")
+    if power < need:
+        raise ZkmlError(f"{ptau} holds 2^{power} powers; the circuit needs 2^{need}")
+    if verify_ptau:
+        log(f"verifying the powers of tau {ptau.name} (snarkjs powersoftau verify) ...")
+        out = toolchain.snarkjs("powersoftau", "verify", ptau, hint=f"{ptau} does not verify").stdout
+        if "Powers of Tau Ok" not in out:
+            raise ZkmlError(f"snarkjs powersoftau verify did not accept {ptau}")
+    log(f"production setup: {info['constraints']} constraints, domain 2^{need}, ptau {ptau.name} (2^{power})")
+    ceremony = build / "ceremony"
+    if ceremony.exists():
+        shutil.rmtree(ceremony)
+    ceremony.mkdir()
+    _snarkjs_writes(ceremony / "0000.zkey", "groth16", "setup", r1cs, ptau, ceremony / "0000.zkey")
+    meta = dict(kind=f"production: powers of tau {ptau.name}, phase-2 contributions below", method="ceremony",
+                insecure=False, ptau=str(ptau), power=need, constraints=info["constraints"],
+                contributions=[], seconds=None)
+    (build / "setup.json").write_text(json.dumps(meta, indent=2))
+    shutil.copyfile(ceremony / "0000.zkey", zkey)
+    meta = contribute(build, "zkml setup (first contribution)", log=log)
+    meta["seconds"] = round(time.time() - t0, 2)
     (build / "setup.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def _ceremony(build: Path) -> tuple[dict, Path, int]:
+    meta = json.loads((build / "setup.json").read_text()) if (build / "setup.json").exists() else None
+    if not meta or meta.get("method") != "ceremony":
+        raise ZkmlError("phase-2 contributions need a production setup: run `zkml setup DIR --ptau FILE` first "
+                        "(development keys are single-party and cannot be made secure)")
+    ceremony = build / "ceremony"
+    n = len(sorted(ceremony.glob("*.zkey")))
+    return meta, ceremony, n
+
+
+def contribute(build: Path, name: str, entropy: str | None = None, log: Log = lambda s: None) -> dict:
+    """Add a phase-2 contribution (fresh randomness unless `entropy` is given)."""
+    build = Path(build)
+    meta, ceremony, n = _ceremony(build)
+    new = ceremony / f"{n:04d}.zkey"
+    log(f"phase-2 contribution #{len(meta['contributions']) + 1} by '{name}' ...")
+    _snarkjs_writes(new, "zkey", "contribute", ceremony / f"{n - 1:04d}.zkey", new, f"-name={name}",
+                    f"-e={entropy or secrets.token_hex(32)}")
+    shutil.copyfile(new, build / "main.zkey")
+    meta["contributions"].append(name)
+    return _finish(build, build / "main.zkey", meta)
+
+
+def beacon(build: Path, beacon_hash: str, iterations: int = 10, log: Log = lambda s: None) -> dict:
+    """Finish the ceremony with a public random beacon (e.g. a future block hash)."""
+    build = Path(build)
+    meta, ceremony, n = _ceremony(build)
+    try:
+        bytes.fromhex(beacon_hash)
+    except ValueError:
+        raise ZkmlError("the beacon hash must be hexadecimal") from None
+    if not 10 <= iterations <= 63:
+        raise ZkmlError("the beacon's iterations exponent must be between 10 and 63")
+    new = ceremony / f"{n:04d}.zkey"
+    log(f"applying the beacon {beacon_hash[:16]}... (2^{iterations} iterations)")
+    _snarkjs_writes(new, "zkey", "beacon", ceremony / f"{n - 1:04d}.zkey", new, beacon_hash, str(iterations),
+                    "-n=zkml final beacon")
+    shutil.copyfile(new, build / "main.zkey")
+    meta["contributions"].append(f"beacon {beacon_hash} 2^{iterations}")
+    return _finish(build, build / "main.zkey", meta)
+
+
+def verify_setup(build: Path, ptau: Path, log: Log = lambda s: None) -> str:
+    """snarkjs zkey verify: main.zkey derives from main.r1cs and the ptau through its contributions."""
+    build = Path(build)
+    proc = toolchain.snarkjs("zkey", "verify", build / "main.r1cs", ptau, build / "main.zkey",
+                             hint="the zkey does not derive from this circuit and powers of tau")
+    out = proc.stdout + proc.stderr
+    if "ZKey Ok!" not in out:
+        raise ZkmlError("snarkjs zkey verify did not accept the keys:\n" + out[-800:])
+    return "\n".join(l for l in out.splitlines() if "contribution" in l.lower() or "Ok" in l)
 
 
 def snarkjs_verify(vk: Path, public: Path, proof: Path) -> bool:
