@@ -44,6 +44,8 @@ def deployed(digits):
     assert r.returncode == 0, r.stderr
     assert "on-chain verifyProof: true" in r.stdout and "gas used" in r.stdout
     dep = json.loads((digits / "deployment.json").read_text())
+    # the contract's unpackOutputs decodes the runtime's outputs from the packed signal
+    assert dep["outputs"] == api.run(digits, EX / "input.json", reference=False).q_outputs
     return dep
 
 
@@ -51,9 +53,12 @@ def test_verify_accepts_the_proof(digits):
     r = zkml("verify", digits)
     assert r.returncode == 0, r.stderr
     assert "snarkjs: true" in r.stdout and "python verifier: true" in r.stdout
-    # the public outputs are the runtime's integer outputs
+    # the public signals are the runtime's integer outputs, packed 31 uint8 per field element
     run = api.run(digits, EX / "input.json", reference=False)
-    assert json.loads((digits / "public.json").read_text()) == [str(v) for v in run.q_outputs]
+    public = json.loads((digits / "public.json").read_text())
+    assert len(public) == 1
+    assert api.decode_public(digits, public) == run.q_outputs
+    assert int(public[0]) == sum(v << (8 * i) for i, v in enumerate(run.q_outputs))
 
 
 def test_setup_is_labelled_insecure(digits):
@@ -76,10 +81,22 @@ def test_tampered_proof_rejected_off_chain(digits, tmp_path, tamper):
 
 def test_claiming_another_output_rejected(digits, tmp_path):
     public = json.loads((digits / "public.json").read_text())
-    public[2] = str(int(public[2]) - 1)     # claim a lower score for the predicted class
+    public[0] = str(int(public[0]) - (1 << 16))     # claim a lower score for the predicted class (lane 2)
     (tmp_path / "public.json").write_text(json.dumps(public))
     r = zkml("verify", digits, "--public", tmp_path / "public.json")
     assert r.returncode == 1
+
+
+def test_unpacked_outputs_option(tmp_path):
+    """--no-pack-outputs: one public signal per output value, still proven and verified."""
+    build = tmp_path / "b"
+    r = zkml("compile", EX / "model.onnx", "--calibration", EX / "calibration.npy", "-o", build,
+             "--no-pack-outputs")
+    assert r.returncode == 0, r.stderr
+    api.prove(build, EX / "input.json")
+    public = json.loads((build / "public.json").read_text())
+    assert [int(v) for v in public] == api.run(build, EX / "input.json", reference=False).q_outputs
+    assert api.verify(build).valid
 
 
 def test_key_from_another_setup_rejects(digits, tmp_path):

@@ -31,6 +31,7 @@ from .errors import BuildError, InputError, VerificationError, ZkmlError
 from .inputs import load_input, load_samples
 from .ir import Graph, verify as ir_verify
 from .onnx_import import import_onnx
+from .packing import from_public, public_layout, to_public
 from .quantize import CalibrationWarning, QuantConfig, calibrate, fallback_samples, quantize, run_float
 from .wtns import read_wtns
 
@@ -57,7 +58,7 @@ def _read_json(path: Path, what: str) -> dict | list:
 
 # --------------------------------------------------------------------------- compile
 def compile(model: str | Path, out_dir: str | Path = "build", calibration: str | Path | None = None,
-            cfg: QuantConfig | None = None, log: Log = _quiet) -> dict:
+            cfg: QuantConfig | None = None, log: Log = _quiet, pack_outputs: bool = True) -> dict:
     cfg = cfg or QuantConfig()
     out = Path(out_dir)
     t0 = time.time()
@@ -83,7 +84,7 @@ def compile(model: str | Path, out_dir: str | Path = "build", calibration: str |
         (out / f).unlink(missing_ok=True)
     graph.save(out / "model.ir.json")
     onnx.save(onnx_model, out / "model.onnx")
-    (out / "main.circom").write_text(emit(graph))
+    (out / "main.circom").write_text(emit(graph, pack_outputs))
     log("compiling the circuit with circom --O2 ...")
     t1 = time.time()
     if (out / "main_js").exists():
@@ -96,10 +97,13 @@ def compile(model: str | Path, out_dir: str | Path = "build", calibration: str |
         input=asdict(graph.tensors[graph.inputs[0]]),
         outputs=[asdict(graph.tensors[o]) for o in graph.outputs],
         postprocess=graph.meta.get("postprocess"), calibration=calib, quant=asdict(cfg),
+        public_layout=public_layout([dict(name=o, bits=graph.tensors[o].bits, size=graph.tensors[o].size)
+                                     for o in graph.outputs], pack_outputs),
         circuit=info, seconds=dict(quantize=round(t1 - t0, 2), circom=round(time.time() - t1, 2)))
     (out / "build.json").write_text(json.dumps(meta, indent=2))
-    log(f"circuit: {info['constraints']} constraints, {info['wires']} wires, "
-        f"{info['public_outputs']} public outputs  ({out / 'main.r1cs'})")
+    n_values = sum(graph.tensors[o].size for o in graph.outputs)
+    log(f"circuit: {info['constraints']} constraints, {info['wires']} wires, {info['public_outputs']} public "
+        f"signals for {n_values} output values{' (packed)' if pack_outputs else ''}  ({out / 'main.r1cs'})")
     return meta
 
 
@@ -135,6 +139,7 @@ class RunResult:
 def run(build: str | Path, input: str | Path, log: Log = _quiet, reference: bool = True) -> RunResult:
     build = Path(build)
     g, x, q = _integer_input(build, input, log)
+    clipped = rt.quantize_input(g, x)[1]   # reported by _integer_input's warning too
     qo = rt.run_outputs(g, q)[0]
     deq = rt.dequantize(g, g.outputs[0], qo)
     y = rt.postprocess(g, deq)
@@ -155,11 +160,26 @@ def witness(build: str | Path, input: str | Path, log: Log = _quiet) -> tuple[Pa
     """Compute the circuit witness for a float input; its outputs must equal the runtime's."""
     build = Path(build)
     g, _, q = _integer_input(build, input, log)
-    expected = [int(v) for o in rt.run_outputs(g, q) for v in o.reshape(-1)]
-    return witness_from_integers(build, q, expected)
+    outputs = [[int(v) for v in o.reshape(-1)] for o in rt.run_outputs(g, q)]
+    wtns, _ = witness_from_integers(build, q, to_public(public_layout_of(build), outputs))
+    return wtns, [v for o in outputs for v in o]
+
+
+def public_layout_of(build: Path) -> list[dict]:
+    """How the public signals encode the outputs (packed or not), from build.json."""
+    meta = _read_json(Path(build) / "build.json", "run `zkml compile`")
+    if "public_layout" not in meta:
+        raise BuildError(f"{build}/build.json predates output packing; recompile the model")
+    return meta["public_layout"]
+
+
+def decode_public(build: Path, public: list) -> list[int]:
+    """The integer outputs a public.json claims (unpacked, all outputs concatenated)."""
+    return [v for o in from_public(public_layout_of(build), [int(x) for x in public]) for v in o]
 
 
 def witness_from_integers(build: Path, q: np.ndarray, expected: list[int]) -> tuple[Path, list[int]]:
+    """Run circom's witness generator on integer input q; its public signals must equal `expected`."""
     js = build / "main_js"
     if not (js / "main.wasm").exists():
         raise BuildError(f"{js / 'main.wasm'} not found: run `zkml compile` first")
@@ -171,7 +191,7 @@ def witness_from_integers(build: Path, q: np.ndarray, expected: list[int]) -> tu
     got = values[1:1 + len(expected)]
     if got != expected:
         bad = next(i for i, (a, b) in enumerate(zip(got, expected)) if a != b)
-        raise ZkmlError(f"the circuit's witness differs from the reference runtime at output {bad} "
+        raise ZkmlError(f"the circuit's witness differs from the reference runtime at public signal {bad} "
                         f"(circuit {got[bad]}, runtime {expected[bad]}): this is a zkml bug, please report it")
     return wtns, got
 
@@ -267,7 +287,7 @@ def verify(build: str | Path, proof: str | Path | None = None, public: str | Pat
     s = groth16.snarkjs_verify(vk_p, public_p, proof_p)
     if s != p:
         raise ZkmlError(f"verifiers disagree: snarkjs says {s}, the Python verifier says {p}; please report this")
-    outputs = [int(v) for v in pub] if p else None
+    outputs = decode_public(build, pub) if p else None
     return VerifyResult(p, s, p, reason, outputs)
 
 

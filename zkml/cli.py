@@ -58,13 +58,16 @@ def main():
 @click.option("--bits", default=8, show_default=True, help="Activation bits (unsigned).")
 @click.option("--weight-bits", default=8, show_default=True, help="Weight bits (unsigned).")
 @click.option("--per-tensor", is_flag=True, help="One weight scale per tensor instead of per output channel.")
+@click.option("--no-pack-outputs", is_flag=True,
+              help="One public input per output value instead of ~253/bits values per field element.")
 @_guard
-def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor):
+def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, no_pack_outputs):
     """Quantize MODEL.onnx, emit the circuit and compile it with circom."""
     from . import api
     from .quantize import QuantConfig
     t = time.time()
-    api.compile(model, out, calibration, QuantConfig(bits, weight_bits, not per_tensor), log=_log)
+    api.compile(model, out, calibration, QuantConfig(bits, weight_bits, not per_tensor), log=_log,
+                pack_outputs=not no_pack_outputs)
     click.echo(f"compiled into {out}/ in {time.time() - t:.1f} s")
 
 
@@ -194,7 +197,7 @@ def verify_cmd(build, proof, public, vk):
     if not r.valid:
         click.echo(f"INVALID proof: {r.reason}", err=True)
         sys.exit(1)
-    click.echo(f"valid; public outputs: {r.outputs}")
+    click.echo(f"valid; proven outputs: {r.outputs}")
 
 
 @main.command("deploy")
@@ -209,6 +212,8 @@ def deploy_cmd(build, rpc, gas):
     click.echo(f"chain: {r.chain}")
     click.echo(f"verifier at {r.address}: {r.code_size} bytes of code, deploy gas {r.deploy_gas}")
     click.echo(f"on-chain verifyProof: {str(r.valid).lower()} (gas used {r.verify_gas})")
+    if r.outputs is not None:
+        click.echo(f"on-chain unpackOutputs: {r.outputs}")
     if not r.valid:
         sys.exit(1)
 

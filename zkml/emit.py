@@ -14,6 +14,7 @@ import jinja2
 from . import __version__
 from .ir import Graph, Tensor, verify
 from .ops import REGISTRY
+from .packing import public_layout
 from .toolchain import CIRCUITS_DIR
 
 
@@ -36,7 +37,7 @@ def _ttype(t: Tensor) -> str:
     return f"uint{t.bits}{t.shape}"
 
 
-def emit(graph: Graph) -> str:
+def emit(graph: Graph, pack_outputs: bool = True) -> str:
     bounds = verify(graph)
     src: dict[str, str] = {graph.inputs[0]: "input_range.out"}
     nodes, consts, includes = [], [], ["range.circom"]
@@ -74,6 +75,7 @@ def emit(graph: Graph) -> str:
     outs = [dict(name=o, bits=graph.tensors[o].bits, shape=graph.tensors[o].shape,
                  scale=graph.tensors[o].scale, zero_point=graph.tensors[o].zero_point,
                  size=graph.tensors[o].size, src=src[o]) for o in graph.outputs]
+    outs = [dict(o, **lay) for o, lay in zip(outs, public_layout(outs, pack_outputs))]
     post = graph.meta.get("postprocess")
     return env.get_template("main.circom.j2").render(
         version=__version__, source=Path(graph.meta.get("source", "?")).name,

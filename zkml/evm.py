@@ -68,8 +68,12 @@ def _vk_values(vk: dict) -> dict:
 
 
 def render_verifier(vk: dict, name: str, setup_note: str, *,
-                    contract_name: str = "Groth16Verifier") -> str:
-    """Solidity source of a verifier for this key (template contracts/Groth16Verifier.sol.j2)."""
+                    contract_name: str = "Groth16Verifier", outputs: list[dict] | None = None) -> str:
+    """Solidity source of a verifier for this key (template contracts/Groth16Verifier.sol.j2).
+
+    `outputs`: zkml's public layout (build.json "public_layout"); when given, the contract
+    also gets `unpackOutputs(pub)` returning the model's integer outputs.
+    """
     if not isinstance(contract_name, str) or not _IDENT.fullmatch(contract_name):
         raise InputError(f"contract name {contract_name!r} is not a Solidity identifier")
     values = _vk_values(vk)
@@ -87,7 +91,15 @@ def render_verifier(vk: dict, name: str, setup_note: str, *,
         raise BuildError(f"verifier template {toolchain.CONTRACTS_DIR / TEMPLATE} is missing") from None
     return template.render(contract_name=contract_name, name=_comment_text(name, "circuit name"),
                            setup_note=_comment_text(setup_note, "setup note"), n_public=n_public,
-                           zkml_version=__version__, **values)
+                           zkml_version=__version__, outputs=_outputs_layout(outputs, n_public), **values)
+
+
+def _outputs_layout(outputs: list[dict] | None, n_public: int) -> list[dict]:
+    if not outputs:
+        return []
+    if sum(o["words"] for o in outputs) != n_public:
+        raise InputError("the output layout does not match the verification key's public inputs")
+    return [dict(o, name=_comment_text(o["name"], "output name")) for o in outputs]
 
 
 # --------------------------------------------------------------------------- compiling
@@ -283,6 +295,7 @@ class DeployResult:
     n_public: int
     abi: list
     source: str = ""      # rendered Solidity (not in to_json)
+    outputs: list | None = None  # the model's outputs as the contract's unpackOutputs decodes them
 
     def to_json(self) -> dict:
         """Everything but the Solidity source (deployment.json)."""
@@ -303,7 +316,7 @@ def _load_json(path: Path, what: str, hint: str = "") -> Any:
 def deploy_and_verify(vk: str | Path | dict, proof: str | Path | dict, public: str | Path | list, *,
                       name: str = "circuit", setup_note: str = DEV_SETUP_NOTE, rpc: str | None = None,
                       w3=None, gas: int = DEFAULT_VERIFY_GAS, sender: str | None = None,
-                      log: Log = lambda s: None) -> DeployResult:
+                      log: Log = lambda s: None, outputs: list[dict] | None = None) -> DeployResult:
     """Render, compile and deploy a verifier for `vk`, then check `proof`/`public` on-chain.
 
     vk, proof and public are paths to snarkjs files or already-loaded JSON values. Uses `w3` if
@@ -312,7 +325,7 @@ def deploy_and_verify(vk: str | Path | dict, proof: str | Path | dict, public: s
     vk_d = vk if isinstance(vk, dict) else _load_json(Path(vk), "verification key")
     proof_d = proof if isinstance(proof, dict) else _load_json(Path(proof), "proof")
     public_l = public if isinstance(public, list) else _load_json(Path(public), "public inputs")
-    source = render_verifier(vk_d, name, setup_note)
+    source = render_verifier(vk_d, name, setup_note, outputs=outputs)
     log("compiling the Solidity verifier with solc (optimizer on, 200 runs) ...")
     compiled = compile_solidity(source)
     w3 = w3 if w3 is not None else connect(rpc)
@@ -326,8 +339,13 @@ def deploy_and_verify(vk: str | Path | dict, proof: str | Path | dict, public: s
     seconds = time.perf_counter() - t0
     _, gas_used = verify_on_chain(w3, dep.address, compiled.abi, proof_d, public_l, gas=gas,
                                   send_tx=True, sender=sender)
+    decoded = None
+    if ok and outputs:
+        contract = w3.eth.contract(address=dep.address, abi=compiled.abi)
+        decoded = [int(v) for v in contract.functions.unpackOutputs(
+            [_uint(v, "public input") for v in public_l]).call()]
     return DeployResult(chain, dep.address, dep.code_size, dep.gas_used, ok, gas_used,
-                        round(seconds, 3), len(vk_d["IC"]) - 1, compiled.abi, source)
+                        round(seconds, 3), len(vk_d["IC"]) - 1, compiled.abi, source, decoded)
 
 
 def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s: None,
@@ -346,7 +364,8 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
     meta = _load_json(build / "build.json", "build record") if (build / "build.json").exists() else {}
     name = Path(str(meta.get("source") or build.name)).stem
     res = deploy_and_verify(build / "verification_key.json", build / "proof.json", build / "public.json",
-                            name=name, setup_note=note, rpc=rpc, gas=gas, log=log, **kw)
+                            name=name, setup_note=note, rpc=rpc, gas=gas, log=log,
+                            outputs=meta.get("public_layout"), **kw)
     (build / "Verifier.sol").write_text(res.source)
     (build / "deployment.json").write_text(json.dumps(res.to_json(), indent=2))
     return res
