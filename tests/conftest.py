@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+from zkml import evm, toolchain
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MODELS = Path(os.environ.get("ZKML_SHARED_MODELS", ROOT.parent / "shared" / "models"))
@@ -79,3 +84,39 @@ def residual_model(n=5, seed=1) -> onnx.ModelProto:
 def save(model: onnx.ModelProto, path: Path) -> Path:
     onnx.save(model, path)
     return path
+
+
+# --------------------------------------------------------------------------- anvil: a real node
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def anvil():
+    port = free_port()
+    proc = subprocess.Popen([str(toolchain.anvil_path()), "--host", "127.0.0.1", "--port", str(port),
+                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"anvil exited with {proc.returncode}: {proc.stderr.read().decode()[-500:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    pytest.fail("anvil did not start listening within 30 s")
+                time.sleep(0.1)
+        evm.connect(url)  # answers JSON-RPC
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
 import time
 
 import pytest
 
+from conftest import free_port
 from groth16_fixture import TAMPERS, load, session_artifacts, tampered
 from zkml import evm, toolchain
 from zkml.errors import BuildError, InputError, ToolError, ZkmlError
@@ -164,42 +163,7 @@ def test_deploy_build_writes_files(g16, tmp_path):
         evm.deploy_build(tmp_path)
 
 
-# --------------------------------------------------------------------------- anvil
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def anvil():
-    port = _free_port()
-    proc = subprocess.Popen([str(toolchain.anvil_path()), "--host", "127.0.0.1", "--port", str(port),
-                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"anvil exited with {proc.returncode}: {proc.stderr.read().decode()[-500:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.time() > deadline:
-                    pytest.fail("anvil did not start listening within 30 s")
-                time.sleep(0.1)
-        evm.connect(url)  # answers JSON-RPC
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
+# --------------------------------------------------------------------------- anvil (fixture in conftest)
 def test_deploy_and_verify_on_anvil(anvil, g16, valid):
     res = evm.deploy_and_verify(g16.vk, g16.proof, g16.public, name="muladd", setup_note=NOTE, rpc=anvil)
     assert res.valid and anvil in res.chain
@@ -215,4 +179,4 @@ def test_deploy_and_verify_on_anvil(anvil, g16, valid):
 
 def test_connect_to_nothing_is_a_clear_error():
     with pytest.raises(ZkmlError, match=re.escape("cannot reach a JSON-RPC node")):
-        evm.connect(f"http://127.0.0.1:{_free_port()}", timeout=2)
+        evm.connect(f"http://127.0.0.1:{free_port()}", timeout=2)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 import zkml_runtime as rt
 from zkml.onnx_import import import_onnx

@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,6 +46,13 @@ def deployed(digits):
     # the contract's unpackOutputs decodes the runtime's outputs from the packed signal
     assert dep["outputs"] == api.run(digits, EX / "input.json", reference=False).q_outputs
     return dep
+
+
+def test_cli_deploy_on_anvil(digits, anvil):
+    """`zkml deploy --rpc URL` against a real node (anvil from node_modules)."""
+    r = zkml("deploy", digits, "--rpc", anvil)
+    assert r.returncode == 0, r.stderr
+    assert "on-chain verifyProof: true" in r.stdout and anvil in r.stdout
 
 
 def test_verify_accepts_the_proof(digits):

@@ -99,7 +99,7 @@ def dev_ptau(power: int, log: Log = lambda s: None) -> Path:
             toolchain.snarkjs("powersoftau", "new", "bn128", power, tmp / "0.ptau")
             toolchain.snarkjs("powersoftau", "contribute", tmp / "0.ptau", tmp / "1.ptau",
                               "-name=zkml development (insecure)", f"-e={secrets.token_hex(32)}")
-            log(f"  preparing phase 2 (the slow step: ~1 min at 2^12, ~9 min at 2^14) ...")
+            log("  preparing phase 2 (the slow step: ~1 min at 2^12, ~9 min at 2^14) ...")
             toolchain.snarkjs("powersoftau", "prepare", "phase2", tmp / "1.ptau", tmp / "final.ptau")
             os.replace(tmp / "final.ptau", final)
         finally:
