@@ -23,6 +23,16 @@ def _ident(name: str) -> str:
     return s or "node"
 
 
+def _safe(text) -> str:
+    """Text for a `//` comment: anything but printable ASCII is escaped, so a name taken from
+    an ONNX file can never end the comment and inject circuit code (\\n, \\r, U+2028, ...)."""
+    out = []
+    for ch in str(text):
+        o = ord(ch)
+        out.append(ch if 0x20 <= o < 0x7f and ch != "\\" else ("\\\\" if ch == "\\" else f"\\u{o:04x}"))
+    return "".join(out)
+
+
 def _circom_value(v) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ",".join(_circom_value(x) for x in v) + "]"
@@ -46,12 +56,12 @@ def emit(graph: Graph, pack_outputs: bool = True) -> str:
         ins = [graph.tensors[i] for i in node.inputs]
         out = graph.tensors[node.output]
         var = f"n{k}_{_ident(node.name)}"[:60]
-        comment = (f"node '{node.name}': {node.op} <- {', '.join(node.onnx)}; "
-                   f"{' x '.join(_ttype(t) for t in ins)} -> {_ttype(out)}")
+        comment = _safe(f"node '{node.name}': {node.op} <- {', '.join(node.onnx)}; "
+                        f"{' x '.join(_ttype(t) for t in ins)} -> {_ttype(out)}")
         spec = op.circom(node, ins, out, bounds[node.name])
         if spec is None:
             src[node.output] = src[node.inputs[0]]
-            nodes.append(dict(comment=comment, template=None, output=node.output))
+            nodes.append(dict(comment=comment, template=None, output=_safe(node.output)))
             continue
         template, args = spec
         if op.template_file not in includes:
@@ -67,19 +77,19 @@ def emit(graph: Graph, pack_outputs: bool = True) -> str:
         ports = [("in", src[node.inputs[0]])] if len(ins) == 1 else \
             [(p, src[i]) for p, i in zip(("a", "b", "c", "d"), node.inputs)]
         nodes.append(dict(comment=comment, template=template, var=var, args=", ".join(rendered),
-                          ports=ports, output=node.output))
+                          ports=ports, output=_safe(node.output)))
         src[node.output] = f"{var}.out"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(CIRCUITS_DIR)),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     tin = graph.tensors[graph.inputs[0]]
-    outs = [dict(name=o, bits=graph.tensors[o].bits, shape=graph.tensors[o].shape,
+    outs = [dict(name=_safe(o), bits=graph.tensors[o].bits, shape=graph.tensors[o].shape,
                  scale=graph.tensors[o].scale, zero_point=graph.tensors[o].zero_point,
                  size=graph.tensors[o].size, src=src[o]) for o in graph.outputs]
     outs = [dict(o, **lay) for o, lay in zip(outs, public_layout(outs, pack_outputs))]
     post = graph.meta.get("postprocess")
     return env.get_template("main.circom.j2").render(
-        version=__version__, source=Path(graph.meta.get("source", "?")).name,
-        input=dict(name=tin.name, bits=tin.bits, shape=tin.shape, scale=tin.scale,
+        version=__version__, source=_safe(Path(graph.meta.get("source", "?")).name),
+        input=dict(name=_safe(tin.name), bits=tin.bits, shape=tin.shape, scale=tin.scale,
                    zero_point=tin.zero_point, size=tin.size),
         outputs=outs, postprocess=(f"{post['op']} over axis {post['axis']}" if post else ""),
         includes=includes, consts=consts, nodes=nodes)
