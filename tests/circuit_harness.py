@@ -11,9 +11,9 @@ tampered ones against the R1CS.
 `snarkjs wtns check <r1cs> <wtns>` (cli=True: its exit code and output) or the same snarkjs
 library function `wtns.check` in one persistent node process (the default, ~0.35 s faster per
 call; every honest baseline uses the CLI and test_forgery checks that both paths agree).
-`R1CS` is a small Python reader of the same .r1cs file: it names the signals of a failing
-constraint (so a test can say *which* constraint catches an attack) and evaluates constraints
-fast enough to enumerate every choice an attacker has for a handful of bits; every rejected
+`R1CS` is the independent Python R1CS checker (zkml/r1cs.py) over the same .r1cs file: it
+names the signals of a failing constraint (so a test can say *which* constraint catches an
+attack) and evaluates constraints fast enough to enumerate every choice an attacker has for a handful of bits; every rejected
 witness is also checked to fail first at the constraint snarkjs reports.
 
 Signals eliminated by the optimizer have witness index -1 in the .sym file: they are not in
@@ -26,19 +26,19 @@ directory per test session (set ZKML_TEST_CIRCUIT_CACHE to keep the cache across
 from __future__ import annotations
 
 import atexit
+import collections
 import hashlib
 import itertools
 import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zkml import binfile
+from zkml import r1cs
 from zkml import toolchain
 from zkml.errors import ToolError
 from zkml.ir import BN254_R
@@ -284,44 +284,8 @@ def constraints_hold(r1cs: Path, values: list[int], cli: bool = False) -> bool:
     return snarkjs_check(r1cs, values, cli=cli) is None
 
 
-class R1CS:
-    """A Python reader of a circom .r1cs file (iden3 binary format, coefficients in standard form)."""
-
-    def __init__(self, path: Path):
-        data = Path(path).read_bytes()
-        sections = binfile.sections(data, b"r1cs", str(path))
-        h, _ = sections[1]
-        n8 = struct.unpack_from("<I", data, h)[0]
-        self.prime = int.from_bytes(data[h + 4:h + 4 + n8], "little")
-        (self.n_wires, self.n_pub_out, self.n_pub_in, self.n_prv_in, _labels,
-         self.n_constraints) = struct.unpack_from("<IIIIQI", data, h + 4 + n8)
-        pos, _ = sections[2]
-        self.constraints = []
-        for _ in range(self.n_constraints):
-            lcs = []
-            for _ in range(3):
-                (n,) = struct.unpack_from("<I", data, pos)
-                pos += 4
-                lc = {}
-                for _ in range(n):
-                    (w,) = struct.unpack_from("<I", data, pos)
-                    lc[w] = int.from_bytes(data[pos + 4:pos + 4 + n8], "little")
-                    pos += 4 + n8
-                lcs.append(lc)
-            self.constraints.append(tuple(lcs))
-
-    def _eval(self, lc, v):
-        return sum(c * v[w] for w, c in lc.items()) % self.prime
-
-    def unsatisfied(self, values: list[int]) -> list[int]:
-        """Indices of every constraint A*B = C that the witness violates."""
-        p = self.prime
-        return [i for i, (a, b, c) in enumerate(self.constraints)
-                if (self._eval(a, values) * self._eval(b, values) - self._eval(c, values)) % p]
-
-    def wires(self, i: int) -> set[int]:
-        a, b, c = self.constraints[i]
-        return {w for w in (*a, *b, *c) if w != 0}
+class R1CS(r1cs.R1CS):
+    """The independent Python R1CS checker (zkml/r1cs.py) plus signal names from a Circuit."""
 
     def signals(self, i: int, circuit: Circuit) -> set[str]:
         """The (first) name of every signal constraint i mentions."""
@@ -344,11 +308,34 @@ def caught_by(circuit: Circuit, values: list[int]) -> set[str]:
     return set().union(set(), *[r.signals(i, circuit) for i in r.unsatisfied(values)])
 
 
+# --------------------------------------------------------------------------- attack tally
+# {(suite, kind): {"tried": n, "rejected": n}}: every forged witness submitted by assert_rejected,
+# every exhaustive assignment enumeration, and every hostile input of tests/test_hostile.py.
+# `python -m zkml.soundness_report` runs the suites and prints it.
+TALLY: dict = collections.defaultdict(collections.Counter)
+
+
+def tally_key(kind: str | None = None) -> tuple[str, str]:
+    cur = os.environ.get("PYTEST_CURRENT_TEST", "?::?").split(" ")[0]
+    path, _, test = cur.partition("::")
+    return Path(path).name, kind or test.split("[")[0]
+
+
+def tally(kind: str, tried: int = 1, rejected: int | None = None) -> None:
+    """Record attacks done outside assert_rejected (rejected defaults to tried)."""
+    key = tally_key(kind)
+    TALLY[key]["tried"] += tried
+    TALLY[key]["rejected"] += tried if rejected is None else rejected
+
+
 def assert_rejected(circuit: Circuit, values: list[int], *, caught_in: str | tuple = (),
-                    cli: bool = False) -> set[str]:
+                    cli: bool = False, kind: str | None = None) -> set[str]:
     """snarkjs must reject the witness; the Python evaluator must agree on the first failing
     constraint; when `caught_in` is given, some violated constraint must involve a signal whose
-    name contains one of those substrings. Returns the names in the violated constraints."""
+    name contains one of those substrings. Returns the names in the violated constraints.
+    Every call is counted in TALLY under `kind` (default: the calling test's name)."""
+    key = tally_key(kind)
+    TALLY[key]["tried"] += 1
     first = snarkjs_check(circuit.r1cs, values, cli=cli)
     assert first is not None, "snarkjs accepted a forged witness: SOUNDNESS BUG"
     r = r1cs_of(circuit)
@@ -359,6 +346,7 @@ def assert_rejected(circuit: Circuit, values: list[int], *, caught_in: str | tup
         pats = (caught_in,) if isinstance(caught_in, str) else tuple(caught_in)
         assert any(p in n for n in names for p in pats), \
             f"expected a violated constraint on {pats}; violated constraints involve {sorted(names)}"
+    TALLY[key]["rejected"] += 1
     return names
 
 
@@ -390,6 +378,7 @@ def no_assignment_satisfies(circuit: Circuit, values: list[int], free: list[str]
         if all((r._eval(a, v) * r._eval(b, v) - r._eval(c, v)) % p == 0
                for a, b, c in (r.constraints[i] for i in touched)):
             return False
+    tally("exhaustive bit assignments (Python R1CS)", len(domain) ** len(idx))
     return True
 
 

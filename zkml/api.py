@@ -70,7 +70,8 @@ def compile(model: str | Path, out_dir: str | Path = "build", calibration: str |
     else:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CalibrationWarning)
-            samples = fallback_samples(shape)
+            size = int(np.prod(shape))   # fewer random samples for huge inputs (memory stays ~<= 32 MB)
+            samples = fallback_samples(shape, n=min(64, max(2, (1 << 22) // max(size, 1))))
         for w in caught:
             log(f"WARNING: {w.message}")
         calib = dict(file=None, samples=int(samples.shape[0]), fallback="standard normal")
@@ -98,7 +99,8 @@ def compile(model: str | Path, out_dir: str | Path = "build", calibration: str |
         postprocess=graph.meta.get("postprocess"), calibration=calib, quant=asdict(cfg),
         public_layout=public_layout([dict(name=o, bits=graph.tensors[o].bits, size=graph.tensors[o].size)
                                      for o in graph.outputs], pack_outputs),
-        circuit=info, seconds=dict(quantize=round(t1 - t0, 2), circom=round(time.time() - t1, 2)))
+        circuit=info, seconds=dict(quantize=round(t1 - t0, 2), circom=round(time.time() - t1, 2)),
+        files={f: _sha256(out / f) for f in _BUILD_FILES})
     (out / "build.json").write_text(json.dumps(meta, indent=2))
     n_values = sum(graph.tensors[o].size for o in graph.outputs)
     log(f"circuit: {info['constraints']} constraints, {info['wires']} wires, {info['public_outputs']} public "
@@ -106,7 +108,56 @@ def compile(model: str | Path, out_dir: str | Path = "build", calibration: str |
     return meta
 
 
+# build files whose sha256 build.json records: a file changed or copied from another build is
+# refused by name (instead of surfacing later as a witness/runtime mismatch or a prover crash)
+_BUILD_FILES = ("model.ir.json", "main.r1cs", "main_js/main.wasm")
+
+
+def check_build_files(build: str | Path, names=_BUILD_FILES) -> None:
+    """BuildError unless each named file has the hash build.json recorded at compile time."""
+    build = Path(build)
+    try:
+        recorded = json.loads((build / "build.json").read_text()).get("files") or {}
+    except (OSError, ValueError, AttributeError):
+        return          # no (readable) build.json: the commands that need it say so themselves
+    for name in names:
+        f = build / name
+        if name in recorded and f.is_file() and _sha256(f) != recorded[name]:
+            raise BuildError(f"{f} does not belong to this build: its sha256 differs from the one build.json "
+                             "recorded at compile time (changed, or copied from another build); recompile "
+                             "with `zkml compile`")
+
+
+def _check_zkey(build: Path) -> None:
+    """The proving key must be one of main.r1cs: same number of wires and public signals."""
+    import struct
+    zkey, r1cs = build / "main.zkey", build / "main.r1cs"
+    try:  # iden3 container; section 2 (Groth16 header): n8q, q, n8r, r, nVars u32, nPublic u32, ...
+        with open(zkey, "rb") as f:
+            magic, _version, nsec = struct.unpack("<4sII", f.read(12))
+            for _ in range(nsec if magic == b"zkey" else 0):
+                sid, size = struct.unpack("<IQ", f.read(12))
+                if sid == 2:
+                    n8q = struct.unpack("<I", f.read(4))[0]
+                    f.seek(n8q, 1)
+                    n8r = struct.unpack("<I", f.read(4))[0]
+                    f.seek(n8r, 1)
+                    n_vars, n_public = struct.unpack("<II", f.read(8))
+                    break
+                f.seek(size, 1)
+            else:
+                raise ValueError("no Groth16 header section")
+    except (OSError, ValueError, struct.error):
+        raise BuildError(f"{zkey} is not a Groth16 proving key (unreadable header); run `zkml setup`") from None
+    info = groth16.r1cs_info(r1cs)
+    if (n_vars, n_public) != (info["wires"], info["public_outputs"] + info["public_inputs"]):
+        raise BuildError(f"{zkey} does not belong to {r1cs}: it is for {n_vars} wires and {n_public} public "
+                         f"signals, the circuit has {info['wires']} and "
+                         f"{info['public_outputs'] + info['public_inputs']}; run `zkml setup` again")
+
+
 def load_graph(build: str | Path) -> Graph:
+    check_build_files(build, ("model.ir.json",))
     g = Graph.load(Path(build) / "model.ir.json")
     ir_verify(g)
     return g
@@ -182,6 +233,7 @@ def witness_from_integers(build: Path, q: np.ndarray, expected: list[int]) -> tu
     js = build / "main_js"
     if not (js / "main.wasm").exists():
         raise BuildError(f"{js / 'main.wasm'} not found: run `zkml compile` first")
+    check_build_files(build, ("main_js/main.wasm",))
     (build / "input.json").write_text(json.dumps({"in": [int(v) for v in np.asarray(q).reshape(-1)]}))
     wtns = build / "witness.wtns"
     toolchain.run([toolchain.node(), js / "generate_witness.js", js / "main.wasm", build / "input.json", wtns],
@@ -201,6 +253,7 @@ def setup(build: str | Path, ptau: str | Path | None = None, log: Log = _quiet, 
     build = Path(build)
     if not (build / "main.r1cs").exists():
         raise BuildError(f"{build / 'main.r1cs'} not found: run `zkml compile` first")
+    check_build_files(build, ("main.r1cs",))
     for f in ("proof.json", "public.json", "prove.json", "deployment.json", "Verifier.sol"):
         (build / f).unlink(missing_ok=True)   # proofs and contracts of the old keys
     return groth16.setup(build, ptau, log, **kw)
@@ -230,6 +283,8 @@ def prove_many(build: str | Path, inputs: list, ptau: str | Path | None = None, 
         setup(build, ptau, log)
         setup_s = round(time.time() - t, 2)
     g = load_graph(build)
+    check_build_files(build)
+    _check_zkey(build)
     for inp in inputs:  # refuse a bad input before any work
         _integer_input(build, inp, _quiet)
     t = time.time()

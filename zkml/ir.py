@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,15 +87,21 @@ class Graph:
     def from_json(cls, d: dict) -> "Graph":
         from .ops import REGISTRY  # the registry holds each operator's Params type
 
+        if not isinstance(d, dict):
+            raise BuildError("the IR must be a JSON object; recompile the model")
         if d.get("ir_version") != IR_VERSION:
             raise BuildError(f"IR version {d.get('ir_version')} is not {IR_VERSION}; recompile the model")
         nodes = []
         for nd in d["nodes"]:
             if nd["op"] not in REGISTRY:
                 raise BuildError(f"IR node '{nd['name']}' has unknown op {nd['op']}")
+            for k, v in nd["params"].items():   # Params hold integers only (scales are tensor metadata)
+                if not _integers(v):
+                    raise BuildError(f"IR node '{nd['name']}': parameter {k} is not an integer (or a list of "
+                                     "integers); recompile the model")
             params = REGISTRY[nd["op"]].Params(**nd["params"])
             nodes.append(Node(nd["op"], nd["name"], nd["inputs"], nd["output"], params, nd.get("onnx", [])))
-        tensors = {k: Tensor(**t) for k, t in d["tensors"].items()}
+        tensors = {k: _tensor(k, t) for k, t in d["tensors"].items()}
         return cls(d["inputs"], d["outputs"], tensors, nodes, d.get("meta", {}))
 
     def save(self, path: Path) -> None:
@@ -111,8 +118,45 @@ class Graph:
             raise BuildError(f"{p} is not valid JSON ({e}); recompile the model") from None
         try:
             return cls.from_json(d)
-        except (KeyError, TypeError) as e:
-            raise BuildError(f"{p} is not a zkml IR file ({e}); recompile the model") from None
+        except (KeyError, TypeError, AttributeError) as e:
+            raise BuildError(f"{p} is not a zkml IR file ({type(e).__name__}: {e}); recompile the model") from None
+
+
+def _integers(v) -> bool:
+    """An int (not a bool), None, or a (nested) list of those."""
+    if isinstance(v, list):
+        return all(_integers(x) for x in v)
+    return v is None or (isinstance(v, int) and not isinstance(v, bool))
+
+
+def _tensor(name: str, t: dict) -> Tensor:
+    """A Tensor record from JSON, checked: a tampered or hand-written IR fails here, by name."""
+    t = Tensor(**t)
+    ok = (isinstance(t.name, str) and isinstance(t.shape, list) and t.shape
+          and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in t.shape)
+          and isinstance(t.bits, int) and not isinstance(t.bits, bool) and 1 <= t.bits <= FIELD_SAFE_BITS - 2
+          and isinstance(t.scale, (int, float)) and not isinstance(t.scale, bool) and math.isfinite(t.scale)
+          and t.scale > 0 and isinstance(t.zero_point, int) and not isinstance(t.zero_point, bool)
+          and 0 <= t.zero_point <= t.qmax)
+    if not ok:
+        raise BuildError(f"IR tensor '{name}' is malformed (shape {t.shape!r}, bits {t.bits!r}, scale {t.scale!r}, "
+                         f"zero point {t.zero_point!r}); recompile the model")
+    return t
+
+
+def _dry_run(op, node: Node, ins: list[Tensor], out: Tensor) -> None:
+    """Run the kernel once on zeros: parameters whose shapes do not fit the tensors (a hand-edited
+    or mixed-up IR) fail here, by node name, rather than in the middle of `run`."""
+    import numpy as np
+    try:
+        y = op.kernel(node.params, *[np.zeros(t.shape, dtype=np.int64) for t in ins])
+        if np.asarray(y).size != out.size:
+            raise ValueError(f"the kernel gives {np.asarray(y).size} values for a tensor of {out.size}")
+    except OverflowError:
+        pass    # a kernel's fixed-width fast path, not a malformed IR (the kernel's own concern)
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, AttributeError) as e:
+        raise BuildError(f"node '{node.name}' ({node.op}): its parameters are malformed or inconsistent with "
+                         f"its tensors ({type(e).__name__}: {str(e)[:200]})") from None
 
 
 def bits_for(v: int) -> int:
@@ -143,14 +187,22 @@ def verify(graph: Graph) -> dict[str, Any]:
         if node.op not in REGISTRY:
             raise BuildError(f"node '{node.name}' has unknown op {node.op}")
         op = REGISTRY[node.op]
+        missing = [t for t in (*node.inputs, node.output) if t not in graph.tensors]
+        if missing:
+            raise BuildError(f"node '{node.name}' uses tensor(s) {missing} that have no tensor record")
         ins = [graph.tensors[i] for i in node.inputs]
         out = graph.tensors[node.output]
-        b = op.bounds(node, ins, out)
+        try:
+            b = op.bounds(node, ins, out)
+        except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, AttributeError) as e:
+            raise BuildError(f"node '{node.name}' ({node.op}): its parameters are malformed or inconsistent with "
+                             f"its tensors ({type(e).__name__}: {e})") from None
         if b.max_bits > FIELD_SAFE_BITS:
             raise BitWidthError(node.name, b.max_bits, FIELD_SAFE_BITS, b.what)
         for t in (*ins, out):
             if t.bits > FIELD_SAFE_BITS - 2:
                 raise BitWidthError(node.name, t.bits, FIELD_SAFE_BITS - 2, f"tensor '{t.name}'")
+        _dry_run(op, node, ins, out)
         bounds[node.name] = b
         known.add(node.output)
     for o in graph.outputs:

@@ -14,14 +14,22 @@ from .errors import BuildError
 
 def read_wtns(path: str | Path) -> tuple[list[int], int]:
     """Return (witness values, prime)."""
-    data = Path(path).read_bytes()
-    sections = binfile.sections(data, b"wtns", str(path))
-    if 1 not in sections or 2 not in sections:
-        raise BuildError(f"{path}: missing witness sections")
-    hpos, _ = sections[1]
-    n8 = struct.unpack_from("<I", data, hpos)[0]
-    prime = int.from_bytes(data[hpos + 4:hpos + 4 + n8], "little")
-    n = struct.unpack_from("<I", data, hpos + 4 + n8)[0]
+    p = Path(path)
+    if not p.is_file():
+        raise BuildError(f"{path} not found")
+    data = p.read_bytes()
+    try:  # a file shorter than its own headers makes struct raise: report it as truncated
+        sections = binfile.sections(data, b"wtns", str(path))
+        if 1 not in sections or 2 not in sections:
+            raise BuildError(f"{path}: missing witness sections")
+        hpos, hsize = sections[1]
+        n8 = struct.unpack_from("<I", data, hpos)[0]
+        if n8 == 0 or hsize != 8 + n8:
+            raise BuildError(f"{path}: malformed witness header (n8={n8}, {hsize} bytes)")
+        prime = int.from_bytes(data[hpos + 4:hpos + 4 + n8], "little")
+        n = struct.unpack_from("<I", data, hpos + 4 + n8)[0]
+    except struct.error:
+        raise BuildError(f"{path} is truncated") from None
     dpos, dsize = sections[2]
     if dsize != n * n8:
         raise BuildError(f"{path}: witness section has {dsize} bytes, expected {n * n8}")

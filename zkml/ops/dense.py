@@ -99,7 +99,10 @@ class Dense(OpDef):
         w_scale = np.array([s for s, _ in sz])
         w_zp = np.array([z for _, z in sz], dtype=np.int64)
         wq = np.clip(np.round(W / w_scale[:, None]) + w_zp[:, None], 0, (1 << wb) - 1).astype(np.int64)
-        bias_q = np.round(b / (x.scale * w_scale)).astype(np.int64)
+        bias_f = np.round(b / (x.scale * w_scale))
+        if not np.all(np.isfinite(bias_f)):
+            raise UnsupportedOpError("Dense", ctx.opset, f.name, "the bias or the scales are not finite")
+        bias_q = [int(v) for v in bias_f]            # Python ints: a huge bias must not wrap around
         out = ctx.new_tensor(f.output, relu=f.attrs.get("relu", False))
         mult, shift = multipliers(x.scale * w_scale / out.scale, ctx.cfg.precision)
         rows = x.size // n_in
@@ -114,7 +117,7 @@ class Dense(OpDef):
         # int64 when the exact worst case of this call fits, Python integers otherwise
         worst = (int(np.abs(xc).max(initial=0)) * int(np.abs(wc).sum(axis=1).max(initial=0))
                  + max((abs(b) for b in p.bias), default=0)) * max(p.mult, default=0) + (1 << p.shift)
-        dt = object if worst.bit_length() > 62 else np.int64
+        dt = object if worst.bit_length() > 62 or max(p.mult, default=0).bit_length() > 62 else np.int64
         acc = xc.astype(dt) @ wc.T.astype(dt) + np.array(p.bias, dtype=dt)[None, :]
         scaled = acc * np.array(p.mult, dtype=dt)[None, :]
         return requant_kernel(scaled, p.shift, p.out_zp, p.out_lo, p.out_bits)
