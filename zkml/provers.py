@@ -51,14 +51,18 @@ class ArkworksProver:
         self._g = groth16py
         try:
             self.pk, vk = groth16py.import_zkey(str(zkey))
-        except Exception as e:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # a Rust panic surfaces as pyo3's PanicException (a BaseException)
             raise ZkmlError(f"groth16py cannot read {zkey}: {e}") from None
         self.n_public = vk.n_public() if callable(getattr(vk, "n_public", None)) else vk.n_public
 
     def prove(self, wtns: Path, out_dir: Path) -> tuple[dict, list]:
         try:
             blob = self._g.prove_wtns(self.pk, str(wtns))
-        except Exception as e:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # pyo3 PanicException included
             raise ZkmlError(f"groth16py failed to prove: {e}") from None
         w = [str(int.from_bytes(blob[i:i + 32], "big")) for i in range(0, 256, 32)]
         # Ethereum layout: A.x A.y | B.x.c1 B.x.c0 B.y.c1 B.y.c0 | C.x C.y (EIP-197 orders G2 c1 first)
