@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from pathlib import Path
 import subprocess
 import sys
 
@@ -96,11 +97,24 @@ def test_contribution_to_development_keys_is_refused(small_build):
     assert r.returncode != 0 and "production setup" in r.stderr
 
 
+def test_direct_development_setup_is_default_and_labelled(small_build):
+    r = zkml("setup", small_build / "b")
+    assert r.returncode == 0 and "INSECURE" in r.stdout and "direct" in r.stdout
+    meta = json.loads((small_build / "b" / "setup.json").read_text())
+    assert meta["method"] == "direct" and meta["insecure"] is True and meta["ptau"] is None
+    api.prove(small_build / "b", small_build / "x.json")
+    assert api.verify(small_build / "b").valid
+    r = zkml("deploy", small_build / "b")
+    assert r.returncode == 0, r.stderr
+    assert "INSECURE" in (small_build / "b" / "Verifier.sol").read_text()
+
+
 def test_development_setup_is_cached_and_labelled(small_build):
-    meta = api.setup(small_build / "b")
+    meta = api.setup(small_build / "b", dev_method="ptau")
     assert meta["insecure"] is True and "INSECURE" in meta["kind"]
     ptau = meta["ptau"]
+    assert ptau and Path(ptau).parent == groth16.cache_dir()
     before = {p: p.stat().st_mtime for p in groth16.cache_dir().glob("*.ptau")}
-    meta2 = api.setup(small_build / "b")
+    meta2 = api.setup(small_build / "b", dev_method="ptau")
     assert meta2["ptau"] == ptau                       # the cached file is reused, never remade
     assert {p: p.stat().st_mtime for p in groth16.cache_dir().glob("*.ptau")} == before

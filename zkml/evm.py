@@ -28,7 +28,7 @@ EIP170_LIMIT = 24_576           # max deployed code size in bytes (EIP-170)
 DEFAULT_VERIFY_GAS = 3_000_000  # explicit gas limit for verifyProof
 DEFAULT_EVM_VERSION = "cancun"  # runs on py-evm (up to prague), anvil and current L1/L2s
 TEMPLATE = "Groth16Verifier.sol.j2"
-DEV_SETUP_NOTE = "DEVELOPMENT KEYS - INSECURE, NOT FOR PRODUCTION (local powers of tau)"
+DEV_SETUP_NOTE = "DEVELOPMENT KEYS - INSECURE, NOT FOR PRODUCTION"
 
 Log = Callable[[str], None]
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -155,7 +155,9 @@ def connect(rpc: str | None = None, *, timeout: float = 60.0):
     """A Web3 on the embedded py-evm chain (rpc None) or on a JSON-RPC node over HTTP."""
     from web3 import EthereumTesterProvider, HTTPProvider, Web3
     if rpc is None:
-        return Web3(EthereumTesterProvider())
+        w3 = Web3(EthereumTesterProvider())
+        pyverify.cap_recursion_limit()   # py-evm / py_ecc raise it on import
+        return w3
     w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": timeout}))
     if not w3.is_connected():
         raise ZkmlError(f"cannot reach a JSON-RPC node at {rpc}")
@@ -309,8 +311,8 @@ def _load_json(path: Path, what: str, hint: str = "") -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise BuildError(f"{what} {path} not found" + (f": {hint}" if hint else "")) from None
-    except (OSError, ValueError) as e:
-        raise BuildError(f"cannot read {what} {path}: {e}") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise BuildError(f"cannot read {what} {path}: {type(e).__name__}: {str(e)[:200]}") from None
 
 
 def deploy_and_verify(vk: str | Path | dict, proof: str | Path | dict, public: str | Path | list, *,
@@ -358,7 +360,9 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
     setup = _load_json(build / "setup.json", "setup record", "run `zkml setup`") \
         if (build / "setup.json").exists() else {}
     if setup.get("insecure", True):
-        note = DEV_SETUP_NOTE
+        how = {"direct": "single-party keys drawn directly, no powers of tau",
+               "ptau": "single-party keys from a local powers of tau"}.get(setup.get("method"), "")
+        note = "DEVELOPMENT KEYS - INSECURE, NOT FOR PRODUCTION" + (f" ({how})" if how else "")
     else:
         note = f"{setup.get('kind', 'production setup')}"
     meta = _load_json(build / "build.json", "build record") if (build / "build.json").exists() else {}

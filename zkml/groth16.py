@@ -159,7 +159,7 @@ def setup(build: Path, ptau: Path | None = None, log: Log = lambda s: None, *, v
         if dev_method in ("auto", "direct"):
             try:
                 from . import devsetup
-                devsetup.check_available()
+                devsetup.mcl()  # loads MCL, selects BN254 and checks it against py_ecc
             except (ImportError, AttributeError, ZkmlError) as e:
                 if dev_method == "direct":
                     raise ZkmlError(f"direct development setup unavailable: {e}") from None
