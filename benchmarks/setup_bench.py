@@ -7,8 +7,9 @@ folder, then measures, each step in its own process (peak memory is that process
   dev setup      zkml.devsetup.dev_setup -> .zkey (fresh toxic waste, no powers of tau)
   export vk      snarkjs zkey export verificationkey
   witness        node generate_witness.js
-  prove          snarkjs groth16 prove with the dev key
-  verify         snarkjs groth16 verify and zkml.pyverify must both accept
+  prove          snarkjs groth16 prove with the dev key (reference backend)
+  prove (ark)    zkml's arkworks backend (groth16py): key import + prove, same zkey and witness
+  verify         snarkjs groth16 verify and zkml.pyverify must both accept each backend's proof
 
 With --snarkjs it also times snarkjs' own `groth16 setup` + `zkey contribute` from a cached,
 already prepared development ptau (~/.cache/zkml/ptau/dev_pot*_final.ptau, or $ZKML_CACHE/ptau)
@@ -81,6 +82,11 @@ def cached_ptau(power: int) -> Path | None:
     return None
 
 
+def _verified(work: Path, proof: str, public: str) -> bool:
+    _, _, out = timed(snarkjs_cmd("groth16", "verify", work / "vk.json", work / public, work / proof))
+    return "OK" in out and pyverify.verify_files(work / "vk.json", work / proof, work / public)
+
+
 def bench(power: int, work: Path, with_snarkjs: bool) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     # constraints = N + 1, public = 2 (out, k): N + 1 + 2 + 1 <= 2^power
@@ -109,10 +115,15 @@ def bench(power: int, work: Path, with_snarkjs: bool) -> dict:
          work / "input.json", work / "w.wtns"])
     row["prove_s"], row["prove_mib"], _ = timed(
         snarkjs_cmd("groth16", "prove", work / "dev.zkey", work / "w.wtns", work / "proof.json", work / "public.json"))
-    _, _, out = timed(snarkjs_cmd("groth16", "verify", work / "vk.json", work / "public.json", work / "proof.json"))
-    ok_snarkjs = "OK" in out
-    ok_py = pyverify.verify_files(work / "vk.json", work / "proof.json", work / "public.json")
-    row["verified"] = bool(ok_snarkjs and ok_py)
+    ok = _verified(work, "proof.json", "public.json")
+    # the arkworks backend in its own process: key import and prove timed separately
+    code = ("import json,sys,time; sys.path.insert(0, %r); from pathlib import Path; "
+            "from zkml.provers import ArkworksProver; t=time.perf_counter(); p=ArkworksProver(Path(sys.argv[1])); "
+            "t1=time.perf_counter(); d=Path(sys.argv[3]); d.mkdir(exist_ok=True); p.prove(Path(sys.argv[2]), d); "
+            "print(json.dumps([t1-t, time.perf_counter()-t1]))" % str(ROOT))
+    _, row["ark_mib"], out = timed([sys.executable, "-c", code, work / "dev.zkey", work / "w.wtns", work / "ark"])
+    row["ark_load_s"], row["ark_prove_s"] = json.loads(out.strip().splitlines()[-1])
+    row["verified"] = bool(ok and _verified(work, "ark/proof.json", "ark/public.json"))
 
     if with_snarkjs:
         ptau = cached_ptau(power)
@@ -144,8 +155,8 @@ def main() -> None:
             rows.append(row)
             print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
 
-    hdr = ["size", "constraints", "dev setup s", "setup MiB", "zkey MiB", "witness s", "prove s",
-           "prove MiB", "verified", "load avg"]
+    hdr = ["size", "constraints", "dev setup s", "setup MiB", "zkey MiB", "witness s", "snarkjs prove s",
+           "snarkjs prove MiB", "arkworks load+prove s", "arkworks MiB", "verified", "load avg"]
     if args.snarkjs:
         hdr += ["snarkjs setup+contribute s (prepared ptau)"]
     print()
@@ -154,6 +165,7 @@ def main() -> None:
     for r in rows:
         cells = [f"2^{r['power']}", str(r["constraints"]), f"{r['setup_s']:.1f}", f"{r['setup_mib']:.0f}",
                  f"{r['zkey_mib']:.0f}", f"{r['witness_s']:.1f}", f"{r['prove_s']:.1f}", f"{r['prove_mib']:.0f}",
+                 f"{r['ark_load_s']:.1f}+{r['ark_prove_s']:.1f}", f"{r['ark_mib']:.0f}",
                  "yes" if r["verified"] else "NO", f"{r['load']:.1f}"]
         if args.snarkjs:
             s = r.get("snarkjs_setup_s")
