@@ -10,6 +10,7 @@ names in the build folder.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -26,7 +27,7 @@ import zkml_runtime as rt
 
 from . import __version__, groth16, toolchain
 from .emit import emit
-from .errors import BuildError, InputError, VerificationError, ZkmlError
+from .errors import BuildError, InputError, ModelError, VerificationError, ZkmlError
 from .inputs import load_input, load_samples
 from .ir import Graph, verify as ir_verify
 from .onnx_import import import_onnx
@@ -51,8 +52,25 @@ def _read_json(path: Path, what: str) -> dict | list:
         raise BuildError(f"{path} not found ({what})")
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise BuildError(f"{path} is not valid JSON ({e})") from None
+    except (ValueError, RecursionError) as e:   # JSONDecodeError, bad UTF-8, >4300-digit ints, "[[[[..."
+        raise BuildError(f"{path} is not valid JSON ({type(e).__name__}: {str(e)[:200]})") from None
+    except OSError as e:                          # a directory, no permission
+        raise BuildError(f"{path} cannot be read ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+@contextlib.contextmanager
+def _onnxruntime_errors(model):
+    """onnxruntime refusing or failing to run a model the ONNX checker let through (duplicate node
+    names, mixed float/double types, a Reshape that does not fit, ...) is a ModelError."""
+    try:
+        yield
+    except ZkmlError:
+        raise
+    except Exception as e:
+        if not type(e).__module__.startswith("onnxruntime"):
+            raise
+        first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise ModelError(f"{model}: onnxruntime cannot run the model: {first[:300]}") from None
 
 
 # --------------------------------------------------------------------------- compile
@@ -75,7 +93,8 @@ def compile(model: str | Path, out_dir: str | Path = "build", calibration: str |
         for w in caught:
             log(f"WARNING: {w.message}")
         calib = dict(file=None, samples=int(samples.shape[0]), fallback="standard normal")
-    ranges = calibrate(fg, onnx_model, samples)
+    with _onnxruntime_errors(model):
+        ranges = calibrate(fg, onnx_model, samples)
     graph = quantize(fg, ranges, cfg, meta={"calibration": calib})
     log(f"quantized: {len(graph.nodes)} integer nodes, activations uint{cfg.act_bits}, "
         f"weights uint{cfg.weight_bits} per {'channel' if cfg.per_channel else 'tensor'}")
@@ -132,6 +151,8 @@ def _check_zkey(build: Path) -> None:
     """The proving key must be one of main.r1cs: same number of wires and public signals."""
     import struct
     zkey, r1cs = build / "main.zkey", build / "main.r1cs"
+    if not r1cs.is_file():
+        raise BuildError(f"{r1cs} not found: run `zkml compile` first")
     try:  # iden3 container; section 2 (Groth16 header): n8q, q, n8r, r, nVars u32, nPublic u32, ...
         with open(zkey, "rb") as f:
             magic, _version, nsec = struct.unpack("<4sII", f.read(12))
@@ -195,10 +216,15 @@ def run(build: str | Path, input: str | Path, log: Log = _quiet, reference: bool
     y = rt.postprocess(g, deq)
     ref = diff = lsb = None
     if reference:
-        model = onnx.load(str(build / "model.onnx"))
+        try:
+            model = onnx.load(str(build / "model.onnx"))
+        except Exception as e:  # missing or garbled: protobuf / OSError
+            raise BuildError(f"{build / 'model.onnx'} cannot be read ({type(e).__name__}); recompile the model, "
+                             "or skip the onnxruntime comparison") from None
         name = (g.meta.get("postprocess") or {}).get("onnx_output") or g.outputs[0]
-        logits = run_float(model, x[None], [g.outputs[0]])[g.outputs[0]][0]
-        ref = run_float(model, x[None], [name])[name][0]
+        with _onnxruntime_errors(build / "model.onnx"):
+            logits = run_float(model, x[None], [g.outputs[0]])[g.outputs[0]][0]
+            ref = run_float(model, x[None], [name])[name][0]
         diff = float(np.abs(y - ref).max())
         lsb = float(np.abs(deq - logits).max() / g.tensors[g.outputs[0]].scale)
     return RunResult(q.reshape(-1).tolist(), clipped, qo.reshape(-1).tolist(), y.reshape(-1).tolist(),
@@ -218,14 +244,29 @@ def witness(build: str | Path, input: str | Path, log: Log = _quiet) -> tuple[Pa
 def public_layout_of(build: Path) -> list[dict]:
     """How the public signals encode the outputs (packed or not), from build.json."""
     meta = _read_json(Path(build) / "build.json", "run `zkml compile`")
-    if "public_layout" not in meta:
+    if not isinstance(meta, dict) or "public_layout" not in meta:
         raise BuildError(f"{build}/build.json predates output packing; recompile the model")
     return meta["public_layout"]
 
 
 def decode_public(build: Path, public: list) -> list[int]:
-    """The integer outputs a public.json claims (unpacked, all outputs concatenated)."""
-    return [v for o in from_public(public_layout_of(build), [int(x) for x in public]) for v in o]
+    """The integer outputs a public.json claims (unpacked, all outputs concatenated).
+
+    The decoding must be exact (as many public signals as the layout has words, every value
+    within its lanes' bits): a build.json from another build would otherwise print wrong outputs
+    next to a valid proof."""
+    layout = public_layout_of(build)
+    ints = [int(x) for x in public]
+    try:
+        outs = from_public(layout, ints)
+        exact = (sum(lay["words"] for lay in layout) == len(ints) and to_public(layout, outs) == ints
+                 and all(0 <= v < (1 << lay["bits"]) for lay, o in zip(layout, outs) for v in o))
+    except (KeyError, TypeError, ValueError):
+        exact = False
+    if not exact:
+        raise BuildError(f"the public signals do not decode under the output layout of {Path(build) / 'build.json'} "
+                         "(the verification key or proof is of another build?)")
+    return [v for o in outs for v in o]
 
 
 def witness_from_integers(build: Path, q: np.ndarray, expected: list[int]) -> tuple[Path, list[int]]:

@@ -359,6 +359,8 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
     build = Path(build)
     setup = _load_json(build / "setup.json", "setup record", "run `zkml setup`") \
         if (build / "setup.json").exists() else {}
+    if not isinstance(setup, dict):
+        raise BuildError(f"{build / 'setup.json'} is not a setup record (a JSON object); run `zkml setup`")
     if setup.get("insecure", True):
         how = {"direct": "single-party keys drawn directly, no powers of tau",
                "ptau": "single-party keys from a local powers of tau"}.get(setup.get("method"), "")
@@ -366,6 +368,8 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
     else:
         note = f"{setup.get('kind', 'production setup')}"
     meta = _load_json(build / "build.json", "build record") if (build / "build.json").exists() else {}
+    if not isinstance(meta, dict):
+        raise BuildError(f"{build / 'build.json'} is not a build record (a JSON object); recompile the model")
     name = Path(str(meta.get("source") or build.name)).stem
     res = deploy_and_verify(build / "verification_key.json", build / "proof.json", build / "public.json",
                             name=name, setup_note=note, rpc=rpc, gas=gas, log=log,

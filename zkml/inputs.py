@@ -44,8 +44,9 @@ def _load_array(path: Path, what: str) -> np.ndarray:
         raise
     except Exception as e:
         raise InputError(f"{what} file {path} cannot be read: {type(e).__name__}: {str(e)[:200]}") from None
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
-        raise InputError(f"{what} file {path} does not hold a numeric array (dtype {arr.dtype})")
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or arr.dtype.kind == "c":
+        # (complex: casting to float would silently drop the imaginary parts)
+        raise InputError(f"{what} file {path} does not hold a real numeric array (dtype {arr.dtype})")
     return arr.astype(np.float64)
 
 

@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BitWidthError, BuildError
+from .errors import BitWidthError, BuildError, ModelError
 
 IR_VERSION = 1
 # BN254 scalar field: r ~ 2^253.6. Every integer the circuit represents must stay below
 # 2^FIELD_SAFE_BITS so that field arithmetic equals integer arithmetic and every
 # decomposition into bits is unique.
 FIELD_SAFE_BITS = 252
+# the most values one tensor may hold (as zkml/onnx_import.py allows): a larger shape in an IR
+# file can only be hand-written, and would make the runtime allocate it
+MAX_TENSOR_VALUES = 1 << 24
 BN254_R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 
 
@@ -91,6 +94,7 @@ class Graph:
             raise BuildError("the IR must be a JSON object; recompile the model")
         if d.get("ir_version") != IR_VERSION:
             raise BuildError(f"IR version {d.get('ir_version')} is not {IR_VERSION}; recompile the model")
+        _check_structure(d)
         nodes = []
         for nd in d["nodes"]:
             if nd["op"] not in REGISTRY:
@@ -114,8 +118,9 @@ class Graph:
             raise BuildError(f"{p} not found: run `zkml compile` first")
         try:
             d = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise BuildError(f"{p} is not valid JSON ({e}); recompile the model") from None
+        except (ValueError, RecursionError, OSError) as e:   # JSONDecodeError, bad UTF-8, "[[[[...", a directory
+            raise BuildError(f"{p} is not valid JSON ({type(e).__name__}: {str(e)[:200]}); recompile the model") \
+                from None
         try:
             return cls.from_json(d)
         except (KeyError, TypeError, AttributeError) as e:
@@ -123,10 +128,37 @@ class Graph:
 
 
 def _integers(v) -> bool:
-    """An int (not a bool), None, or a (nested) list of those."""
+    """An int (not a bool) of at most 256 bits, None, or a (nested) list of those. (Every value a
+    circuit handles is below 2^252; larger ones can only come from a hand-edited IR.)"""
     if isinstance(v, list):
         return all(_integers(x) for x in v)
-    return v is None or (isinstance(v, int) and not isinstance(v, bool))
+    return v is None or (isinstance(v, int) and not isinstance(v, bool) and abs(v) < (1 << 256))
+
+
+def _strs(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _check_structure(d: dict) -> None:
+    """The JSON types of an IR file (a hand-edited or garbled one fails here, with its path)."""
+    ok = {"inputs": _strs(d.get("inputs")) and len(d["inputs"]) == 1,
+          "outputs": _strs(d.get("outputs")) and len(d["outputs"]) >= 1,
+          "tensors": isinstance(d.get("tensors"), dict) and all(isinstance(t, dict) for t in d["tensors"].values()),
+          "nodes": isinstance(d.get("nodes"), list), "meta": isinstance(d.get("meta", {}), dict)}
+    for k, nd in enumerate(d.get("nodes") or []):
+        ok[f"nodes[{k}]"] = (isinstance(nd, dict) and all(isinstance(nd.get(f), str) for f in ("op", "name", "output"))
+                             and _strs(nd.get("inputs")) and isinstance(nd.get("params"), dict)
+                             and _strs(nd.get("onnx", [])))
+    meta = d.get("meta") if isinstance(d.get("meta"), dict) else {}
+    for k, typ in (("quant", dict), ("calibration", dict), ("postprocess", (dict, type(None)))):
+        ok[f"meta.{k}"] = isinstance(meta.get(k), typ) if k in meta else True
+    post = meta.get("postprocess")
+    if isinstance(post, dict):
+        ok["meta.postprocess"] = post.get("op") == "softmax" and isinstance(post.get("axis"), int)
+    bad = [k for k, v in ok.items() if not v]
+    if bad:
+        raise BuildError(f"the IR's {', '.join(bad[:4])} {'is' if len(bad) == 1 else 'are'} malformed; "
+                         "recompile the model")
 
 
 def _tensor(name: str, t: dict) -> Tensor:
@@ -134,6 +166,7 @@ def _tensor(name: str, t: dict) -> Tensor:
     t = Tensor(**t)
     ok = (isinstance(t.name, str) and isinstance(t.shape, list) and t.shape
           and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in t.shape)
+          and math.prod(t.shape) <= MAX_TENSOR_VALUES
           and isinstance(t.bits, int) and not isinstance(t.bits, bool) and 1 <= t.bits <= FIELD_SAFE_BITS - 2
           and isinstance(t.scale, (int, float)) and not isinstance(t.scale, bool) and math.isfinite(t.scale)
           and t.scale > 0 and isinstance(t.zero_point, int) and not isinstance(t.zero_point, bool)
@@ -175,6 +208,13 @@ def verify(graph: Graph) -> dict[str, Any]:
     """
     from .ops import REGISTRY
 
+    # every name is text: an ONNX name that is not valid UTF-8 reaches here as bytes (protobuf
+    # gives up decoding it) and would only fail later, in the middle of writing the build
+    names = [*graph.inputs, *graph.outputs, *graph.tensors,
+             *(x for n in graph.nodes for x in (n.name, n.output, *n.inputs))]
+    bad = next((x for x in names if isinstance(x, bytes)), None)
+    if bad is not None:
+        raise ModelError(f"the name {bad!r} is not text: every ONNX node and tensor name must be valid UTF-8")
     known = set(graph.inputs)
     for name in graph.inputs:
         if name not in graph.tensors:
@@ -194,7 +234,8 @@ def verify(graph: Graph) -> dict[str, Any]:
         out = graph.tensors[node.output]
         try:
             b = op.bounds(node, ins, out)
-        except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, AttributeError) as e:
+        except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, AttributeError, OverflowError,
+                MemoryError) as e:   # (the last two: a shift or bit width of 2^200 in a hand-edited IR)
             raise BuildError(f"node '{node.name}' ({node.op}): its parameters are malformed or inconsistent with "
                              f"its tensors ({type(e).__name__}: {e})") from None
         if b.max_bits > FIELD_SAFE_BITS:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,21 @@ from py_ecc.optimized_bn128 import (
     FQ, FQ2, FQ12, add, b, b2, curve_order, field_modulus, final_exponentiate, is_inf,
     is_on_curve, multiply, neg, pairing,
 )
+
+#: py_ecc raises the interpreter's recursion limit to 100,000 when it is imported. With that,
+#: C code recursing on hostile data (json.loads of a proof.json holding "[[[[...", 100k deep)
+#: overflows the C stack: SIGSEGV instead of a RecursionError. py-evm asks for 12,288 (1024 EVM
+#: call frames); nothing in zkml recurses deeper (py_ecc's multiply: ~256 frames).
+SAFE_RECURSION_LIMIT = 12_288
+
+
+def cap_recursion_limit() -> None:
+    """Undo py_ecc's (and py-evm's) raise of the recursion limit past what the C stack holds."""
+    if sys.getrecursionlimit() > SAFE_RECURSION_LIMIT:
+        sys.setrecursionlimit(SAFE_RECURSION_LIMIT)
+
+
+cap_recursion_limit()
 
 from .errors import InputError, VerificationError
 
@@ -212,7 +228,7 @@ def _load(path: str | Path, what: str) -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise InputError(f"{what} file {path} not found") from None
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise InputError(f"cannot read {what} file {path}: {e}") from None
 
 
