@@ -122,7 +122,17 @@ def import_onnx(path: str | Path) -> tuple[FGraph, onnx.ModelProto]:
     model = load_model(path)
     g = model.graph
     opset = _opset(model)
-    consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    for init in g.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            raise ModelError(f"{path}: initializer '{init.name}' keeps its data in an external file; zkml reads "
+                             "self-contained ONNX files only")
+    try:
+        consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    except Exception as e:  # e.g. raw_data whose size does not match the dims
+        raise ModelError(f"{path}: an initializer cannot be read ({type(e).__name__}: {str(e)[:200]})") from None
+    for name, arr in consts.items():
+        if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+            raise ModelError(f"{path}: initializer '{name}' holds NaN or infinite values")
     inputs = [i.name for i in g.input if i.name not in consts]
     if len(inputs) != 1:
         raise ModelError(f"{path}: the model has {len(inputs)} inputs {inputs}; zkml supports exactly one")
@@ -135,12 +145,16 @@ def import_onnx(path: str | Path) -> tuple[FGraph, onnx.ModelProto]:
                                                                         onnx.TensorProto.DOUBLE,
                                                                         onnx.TensorProto.FLOAT16):
             raise ModelError(f"input '{vi.name}' is not a float tensor; zkml quantizes float inputs")
+    for name, s in shapes.items():
+        _check_size(name, s)
     fg = FGraph(inputs=inputs, outputs=[o.name for o in g.output], shapes=shapes, nodes=[],
                 constants=consts, opset=opset, source=str(path))
     for k, node in enumerate(g.node):
         if not node.name:
             node.name = f"{node.op_type}_{k}"
         if all((not i) or i in consts for i in node.input) and node.op_type not in ("Softmax",):
+            for name in node.output:   # refuse before evaluating: folding would allocate the tensor
+                _check_size(name, shapes.get(name))
             for name, val in zip(node.output, _fold(node, consts, opset)):
                 consts[name] = np.asarray(val)
             continue
@@ -163,6 +177,23 @@ def import_onnx(path: str | Path) -> tuple[FGraph, onnx.ModelProto]:
     _check_softmax(fg)
     _fuse(fg)
     return fg, model
+
+
+# More values than this in one tensor cannot become a Groth16 circuit on one machine (each value
+# costs at least a range check of `bits` constraints); refusing early also keeps a tiny hostile
+# file that declares a huge shape from allocating memory (calibration samples, constant folding).
+MAX_TENSOR_ELEMENTS = 1 << 24
+
+
+def _check_size(name: str, shape: list[int] | None) -> None:
+    if shape is None:
+        return
+    n = 1
+    for d in shape:
+        n *= max(int(d), 0)
+    if n > MAX_TENSOR_ELEMENTS:
+        raise ModelError(f"tensor '{name}' has shape {shape} ({n} values); zkml supports at most "
+                         f"2^24 = {MAX_TENSOR_ELEMENTS} values per tensor")
 
 
 def _attr_int(node, name, default):
