@@ -212,8 +212,12 @@ def setup(build: Path, ptau: Path | None = None, log: Log = lambda s: None, *, v
 
 
 def _ceremony(build: Path) -> tuple[dict, Path, int]:
-    meta = json.loads((build / "setup.json").read_text()) if (build / "setup.json").exists() else None
-    if not meta or meta.get("method") != "ceremony":
+    try:
+        meta = json.loads((build / "setup.json").read_text()) if (build / "setup.json").exists() else None
+    except (OSError, ValueError, RecursionError):
+        raise BuildError(f"{build / 'setup.json'} is unreadable; run `zkml setup DIR --ptau FILE` again") from None
+    if not isinstance(meta, dict) or meta.get("method") != "ceremony" or \
+            not isinstance(meta.get("contributions"), list):
         raise ZkmlError("phase-2 contributions need a production setup: run `zkml setup DIR --ptau FILE` first "
                         "(development keys are single-party and cannot be made secure)")
     ceremony = build / "ceremony"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UnsupportedOpError
+from ..errors import BuildError, UnsupportedOpError
 from ..fgraph import FNode
 from ..qparams import affine_params, multipliers
 from . import Bounds, OpDef, onnx_rule, register
@@ -124,6 +124,11 @@ class Dense(OpDef):
 
     def bounds(self, node, ins, out) -> Bounds:
         p: Params = node.params
+        if len(p.w) != p.n_out or any(len(r) != p.n_in for r in p.w) or len(p.mult) != p.n_out:
+            raise BuildError(f"node '{node.name}': Dense parameters do not match n_out={p.n_out}, n_in={p.n_in}")
+        wmax = 1 << p.w_bits
+        if any(not 0 <= w < wmax for r in p.w for w in r) or any(not 0 <= z < wmax for z in p.w_zp):
+            raise BuildError(f"node '{node.name}': a weight or weight zero point does not fit {p.w_bits} bits")
         xmax = ins[0].qmax
         wc = [[int(w) - int(p.w_zp[j]) for w in row] for j, row in enumerate(p.w)]
         amin = amax = None
