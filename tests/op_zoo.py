@@ -445,6 +445,14 @@ class ReluSpec(OpSpec):
 
 SPECS: dict[str, OpSpec] = {s.name: s for s in (DenseSpec(), AddSpec(), ReluSpec())}
 
+# Operators registered without a spec here yet. Each is attacked and property-checked in its own
+# test file instead, and the registry-parametrized suites mark them xfail with this reason
+# until a spec is written. This is a to-do list, not an exemption: keep it empty.
+PENDING: dict[str, str] = {
+    op: "CNN operator: forgeries and witness==kernel in tests/test_ops_cnn.py; registry spec pending"
+    for op in ("Conv", "MaxPool", "AvgPool", "Clip", "IndexMap", "Concat")
+}
+
 
 def has_template(op_name: str) -> bool:
     """Does the operator emit a component? (Asked of the operator itself, not of a list.)"""

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from circuit_harness import REQUANT_MAIN, compile_circuit
-from op_zoo import RELABELING, SPECS, has_template, registry_ops, stack_inputs
+from op_zoo import PENDING, RELABELING, SPECS, has_template, registry_ops, stack_inputs
 from zkml.errors import ZkmlError
 from zkml.ir import FIELD_SAFE_BITS
 from zkml.ops._requant import requant_args, requant_bounds, requant_kernel
@@ -52,6 +52,8 @@ def _report(what: str, cases: int, circuits: int, seconds: float) -> None:
 
 @pytest.mark.parametrize("op", [o for o in registry_ops() if o not in RELABELING])
 def test_kernel_equals_witness(op):
+    if op in PENDING:
+        pytest.xfail(PENDING[op])
     if op not in SPECS:
         pytest.fail(f"add a spec for op {op} in tests/op_zoo.py SPECS (param_strategy / input_strategy): "
                     "it has a template but no property test")

@@ -3,7 +3,9 @@
 Steps: read and check the file, upgrade opsets older than 13 with onnx's version
 converter, fix the batch dimension to 1, infer shapes, fold constants, map every node
 through the operator registry's ONNX rules, then fuse (constant Add into the preceding
-Dense's bias; Relu into the preceding Dense/Add). Anything unknown raises
+Dense/Conv bias; BatchNormalization into the preceding Conv/Dense, else lowered to a depthwise
+1x1 Conv; Relu and Clip(min <= 0 <= max) into the preceding Dense/Add/Conv/AvgPool
+requantization). Anything unknown raises
 UnsupportedOpError naming the op, the opset and the node.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from onnx import numpy_helper, shape_inference
 
 from .errors import ModelError, UnsupportedOpError
 from .fgraph import FGraph, FNode
-from .ops import ONNX_RULES
+from .ops import ONNX_RULES, batchnorm, clip
 
 MIN_OPSET = 13
 # nodes that only relabel or carry constants and need no rule of their own
@@ -214,7 +216,36 @@ def _single_use(fg: FGraph, tensor: str) -> bool:
     return tensor not in fg.outputs and len(fg.consumers(tensor)) == 1
 
 
+# producers whose output is a requantization: a following Relu / Clip becomes its clamp
+_REQUANT_OPS = ("Dense", "Add", "Conv", "AvgPool")
+
+
 def _fuse(fg: FGraph) -> None:
+    _fuse_pass(fg)
+    # a BatchNormalization that could not be folded is a depthwise 1x1 Conv (per-channel affine
+    # requantization); fuse again so that a following Relu/Clip becomes its clamp
+    lowered = False
+    for k, n in enumerate(fg.nodes):
+        if n.op == "BatchNorm":
+            fg.nodes[k] = batchnorm.as_conv(n, fg.shapes)
+            lowered = True
+    if lowered:
+        _fuse_pass(fg)
+
+
+def _channel_bias(c: np.ndarray, out_shape: list[int]) -> np.ndarray | None:
+    """The per-channel (axis 1) values of a constant added to an [N, C, ...] tensor, or None
+    when the constant does not broadcast to it or varies along other axes."""
+    try:
+        if list(np.broadcast_shapes(c.shape, tuple(out_shape))) != list(out_shape):
+            return None
+    except ValueError:
+        return None
+    cb = np.moveaxis(np.broadcast_to(c, out_shape), 1, 0).reshape(out_shape[1], -1)
+    return cb[:, 0] if np.all(cb == cb[:, :1]) else None
+
+
+def _fuse_pass(fg: FGraph) -> None:
     changed = True
     while changed:
         changed = False
@@ -223,8 +254,9 @@ def _fuse(fg: FGraph) -> None:
             if len(users) != 1 or not _single_use(fg, n.output):
                 continue
             u = users[0]
+            fused = n.attrs.get("relu") or n.attrs.get("clip")
             # Dense -> Add(constant): fold into the bias
-            if n.op == "Dense" and u.op == "Add" and not n.attrs["relu"]:
+            if n.op == "Dense" and u.op == "Add" and not fused:
                 other = [i for i in u.inputs if i != n.output]
                 if len(other) == 1 and other[0] in fg.constants:
                     c = fg.constants[other[0]].astype(np.float64)
@@ -238,9 +270,32 @@ def _fuse(fg: FGraph) -> None:
                     _absorb(fg, n, u)
                     changed = True
                     break
-            # Dense/Add -> Relu: clamp at the zero point inside the requantization
-            if n.op in ("Dense", "Add") and u.op == "Relu" and not n.attrs.get("relu"):
+            # Conv -> Add(per-channel constant): fold into the bias
+            if n.op == "Conv" and u.op == "Add" and not fused:
+                other = [i for i in u.inputs if i != n.output]
+                if len(other) == 1 and other[0] in fg.constants:
+                    cb = _channel_bias(fg.constants[other[0]].astype(np.float64), fg.shapes[n.output])
+                    if cb is not None and fg.shapes[u.output] == fg.shapes[n.output]:
+                        n.attrs["b"] = n.attrs["b"] + cb
+                        _absorb(fg, n, u)
+                        changed = True
+                        break
+            # Conv / Dense -> BatchNormalization: fold into the weights and bias
+            if u.op == "BatchNorm" and batchnorm.can_fold(n, u, fg.shapes):
+                batchnorm.fold(n, u)
+                _absorb(fg, n, u)
+                changed = True
+                break
+            # requantizing op -> Relu: clamp at the zero point inside the requantization
+            if n.op in _REQUANT_OPS and u.op == "Relu" and not n.attrs.get("relu"):
                 n.attrs["relu"] = True
+                _absorb(fg, n, u)
+                changed = True
+                break
+            # requantizing op -> Clip(min <= 0 <= max): the requantization's clamp to the Clip
+            # output's calibrated range is the clip (zkml/ops/clip.py)
+            if n.op in _REQUANT_OPS and u.op == "Clip" and clip.fusable(u):
+                n.attrs["clip"] = True
                 _absorb(fg, n, u)
                 changed = True
                 break

@@ -1,0 +1,58 @@
+pragma circom 2.1.0;
+// zkml operator library: convolution by constant weights (Conv 1-D/2-D, groups, depthwise;
+// also BatchNormalization lowered to a depthwise 1x1 convolution).
+// SPDX-License-Identifier: GPL-3.0-only
+include "requant.circom";
+
+// Conv2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, WZP, B, XZP, MULT, K,
+//        SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI)
+//
+// Integer formula (zkml/ops/conv.py, kernel). Input in[((n*C + c)*H + iy)*W + ix] (NCHW, row
+// major), output out[((n*CO + m)*OH + oy)*OW + ox]. Output channel m is in group
+// g = m \ (CO/G) and reads input channels g*CG + ci, ci < CG = C/G. With
+// iy = oy*SH - PT + ky*DH and ix = ox*SW - PL + kx*DW:
+//     acc = B[m] + sum over ci, ky, kx with 0 <= iy < H and 0 <= ix < W of
+//           (in[((n*C + g*CG + ci)*H + iy)*W + ix] - XZP) * (WT[m][(ci*KH + ky)*KW + kx] - WZP[m])
+//     out = clamp(floor((acc*MULT[m] + 2^(SHIFT-1)) / 2^SHIFT) + ZP, lo, 2^bits - 1)
+// Taps outside the input are ONNX zero padding: real 0 is XZP, whose term is 0, so they are
+// skipped. The weights are compile-time constants: acc is a linear combination of input
+// signals and costs no constraint. RequantClamp gets N = acc*MULT[m] + 2^(SHIFT-1) + K*2^SHIFT;
+// zkml's bound analysis chose K so that 0 <= N < 2^(SHIFT+QBITS) <= 2^252 for every input
+// with in[i] < 2^bits (range-checked by its producer), so RequantClamp's quotient and
+// remainder are unique and every constraint is an integer equation.
+// Cost: one RequantClamp per output (SHIFT + QBITS bits, plus QBITS + 2 per active clamp).
+template Conv2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, WZP, B, XZP, MULT, K,
+                SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI) {
+    assert(C % G == 0 && CO % G == 0);
+    signal input in[N * C * H * W];
+    signal output out[N * CO * OH * OW];
+    var CG = C \ G;
+    var MG = CO \ G;
+    component rq[N * CO * OH * OW];
+    for (var n = 0; n < N; n++) {
+        for (var m = 0; m < CO; m++) {
+            var g = m \ MG;
+            for (var oy = 0; oy < OH; oy++) {
+                for (var ox = 0; ox < OW; ox++) {
+                    var acc = B[m];
+                    for (var ci = 0; ci < CG; ci++) {
+                        for (var ky = 0; ky < KH; ky++) {
+                            var iy = oy * SH - PT + ky * DH;
+                            for (var kx = 0; kx < KW; kx++) {
+                                var ix = ox * SW - PL + kx * DW;
+                                if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
+                                    acc += (in[((n * C + g * CG + ci) * H + iy) * W + ix] - XZP)
+                                           * (WT[m][(ci * KH + ky) * KW + kx] - WZP[m]);
+                                }
+                            }
+                        }
+                    }
+                    var o = ((n * CO + m) * OH + oy) * OW + ox;
+                    rq[o] = RequantClamp(SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI);
+                    rq[o].in <== acc * MULT[m] + 2 ** (SHIFT - 1) + K * 2 ** SHIFT;
+                    out[o] <== rq[o].out;
+                }
+            }
+        }
+    }
+}
