@@ -80,7 +80,8 @@ def _geom_fields(geo: Geometry) -> list:
 
 
 @dataclass
-class MaxParams:
+class _PoolGeometry:
+    """The window geometry both pooling operators store (see _window.Geometry)."""
     n: int
     c: int
     h: int
@@ -95,11 +96,15 @@ class MaxParams:
     pl: int
     dh: int
     dw: int
-    bits: int
 
     def geometry(self) -> Geometry:
         return Geometry(self.n, self.c, self.h, self.w, self.kh, self.kw, self.sh, self.sw, self.pt, self.pl,
                         0, 0, self.dh, self.dw, self.oh, self.ow)
+
+
+@dataclass
+class MaxParams(_PoolGeometry):
+    bits: int
 
 
 @register
@@ -131,21 +136,7 @@ class MaxPool(OpDef):
 
 
 @dataclass
-class AvgParams:
-    n: int
-    c: int
-    h: int
-    w: int
-    oh: int
-    ow: int
-    kh: int
-    kw: int
-    sh: int
-    sw: int
-    pt: int
-    pl: int
-    dh: int
-    dw: int
+class AvgParams(_PoolGeometry):
     x_zp: int
     counts: list     # the distinct divisors
     cls: list        # [oh*ow] index into counts / mult for every output position
@@ -154,10 +145,6 @@ class AvgParams:
     out_zp: int
     out_lo: int
     out_bits: int
-
-    def geometry(self) -> Geometry:
-        return Geometry(self.n, self.c, self.h, self.w, self.kh, self.kw, self.sh, self.sw, self.pt, self.pl,
-                        0, 0, self.dh, self.dw, self.oh, self.ow)
 
 
 @register
