@@ -16,7 +16,8 @@ def quantize_input(graph: Graph, x: np.ndarray) -> tuple[np.ndarray, int]:
         raise InputError(f"input has {x.size} values, the model expects {t.size} (shape {t.shape})")
     if not np.all(np.isfinite(x)):
         raise InputError(f"input holds {int((~np.isfinite(x)).sum())} NaN or infinite values")
-    q = np.round(x.reshape(t.shape) / t.scale) + t.zero_point
+    with np.errstate(over="ignore"):          # huge finite inputs clip like any out-of-range value
+        q = np.round(x.reshape(t.shape) / t.scale) + t.zero_point
     clipped = int(((q < 0) | (q > t.qmax)).sum())
     return np.clip(q, 0, t.qmax).astype(np.int64), clipped
 
