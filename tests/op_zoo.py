@@ -443,14 +443,14 @@ class ReluSpec(OpSpec):
             act_bits=st.sampled_from([2, 3, 4, 8, 12, 16, 20])))
 
 
-SPECS: dict[str, OpSpec] = {s.name: s for s in (DenseSpec(), AddSpec(), ReluSpec())}
+SPECS: dict[str, OpSpec] = {s.name: s for s in (DenseSpec(), AddSpec(), ReluSpec())}  # + CNN specs below
 
 # Operators registered without a spec here yet. Each is attacked and property-checked in its own
 # test file instead, and the registry-parametrized suites mark them xfail with this reason
 # until a spec is written. This is a to-do list, not an exemption: keep it empty.
 PENDING: dict[str, str] = {
     op: "CNN operator: forgeries and witness==kernel in tests/test_ops_cnn.py; registry spec pending"
-    for op in ("Conv", "MaxPool", "AvgPool", "Clip", "IndexMap", "Concat")
+    for op in ("Conv", "MaxPool", "AvgPool", "IndexMap", "Concat")
 }
 
 
@@ -474,3 +474,414 @@ def select(forgeries: list[Forgery], per_regime: int = 2) -> list[Forgery]:
         if f.instance in inst:
             keep.append(f)
     return keep
+
+
+# =========================================================================== CNN operators
+from onnx import helper as _onnx_helper  # noqa: E402
+
+from zkml.ops._window import Geometry, check_windows_nonempty, padded_counts, tap_table, window_geometry  # noqa: E402
+
+from zkml.errors import ZkmlError as _ZkmlError  # noqa: E402
+
+
+class _NoTemplate(_ZkmlError):
+    """A drawn parameter set whose operator emits no component (nothing to test)."""
+
+
+CLIP_ATTACKS = [
+    "clamp_wrong_side",           # below / above comparator flipped, t and out recomputed from it
+    "output_outside_range",       # out < LO, > HI, 2^BITS, p-1: the last comparator "bit" solves the selection
+    "output_off_by_one",
+]
+MAXPOOL_ATTACKS = [
+    "max_wrong_index",            # one running-max comparator flipped, the rest recomputed
+    "value_not_in_window",        # out = max+1, 0, p-1, 2^BITS: the last comparator "bit" solves the selection
+    "output_off_by_one",
+]
+
+
+def _window_geom(op: str, shape, kernel=None, strides=None, pads=None, dilations=None, ceil_mode=0,
+                 global_pool=False) -> Geometry:
+    """The real geometry resolution of an ONNX Conv / pool node over input `shape`."""
+    if global_pool:
+        from zkml.ops.pool import _global_geometry
+        return _global_geometry(list(shape))
+    attrs = {"kernel_shape": list(kernel)}
+    for k, v in (("strides", strides), ("pads", pads), ("dilations", dilations)):
+        if v is not None:
+            attrs[k] = list(v)
+    if ceil_mode:
+        attrs["ceil_mode"] = 1
+    node = _onnx_helper.make_node(op, ["x"], ["y"], name="w", **attrs)
+    if op == "Conv":
+        return window_geometry(node, list(shape), list(kernel), 13)
+    return window_geometry(node, list(shape), None, 13, ceil_ok=True)
+
+
+def _out_shape(geo: Geometry, channels: int, one_d: bool) -> list[int]:
+    return [geo.n, channels, geo.ow] if one_d else [geo.n, channels, geo.oh, geo.ow]
+
+
+def _pool_param_strategy():
+    """1-D / 2-D / global pools with strides, pads, dilations and ceil_mode; tiny tensors."""
+    @st.composite
+    def strat(draw):
+        one_d = draw(st.booleans())
+        glob = draw(st.integers(0, 5)) == 0
+        c = draw(st.integers(1, 2))
+        if one_d:
+            shape = [1, c, draw(st.integers(1, 6))]
+            k = [draw(st.integers(1, 3))]
+            s = [draw(st.integers(1, 2))]
+            d = [draw(st.integers(1, 2))]
+            pads = [draw(st.integers(0, k[0] - 1)), draw(st.integers(0, k[0] - 1))]
+        else:
+            shape = [1, c, draw(st.integers(1, 4)), draw(st.integers(1, 4))]
+            k = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+            s = [draw(st.integers(1, 2)), draw(st.integers(1, 2))]
+            d = [draw(st.integers(1, 2)), draw(st.integers(1, 2))]
+            pads = [draw(st.integers(0, k[i % 2] - 1)) for i in range(4)]
+        return dict(shape=shape, kernel=k, strides=s, pads=pads, dilations=d, ceil_mode=draw(st.integers(0, 1)),
+                    global_pool=glob,
+                    x=draw(st.tuples(st.sampled_from([-2.0, -1.0, -0.1, 0.0]), st.sampled_from([0.05, 1.0, 3.0]))),
+                    act_bits=draw(st.sampled_from([2, 3, 4, 8, 12, 16])),
+                    count_include_pad=draw(st.integers(0, 1)), relu=draw(st.booleans()),
+                    y=draw(st.tuples(st.sampled_from([-3.0, -1.0, -0.2, 0.0]), st.sampled_from([0.1, 0.5, 3.0]))),
+                    precision=draw(st.sampled_from([8, 16, 24])))
+    return strat()
+
+
+# --------------------------------------------------------------------------- Clip (ClampQ)
+def clip_model(prefix: str, i: int, x: int, c: dict, below: int | None = None, above: int | None = None,
+               out: int | None = None, out_delta: int = 0, out_names: list[str] = ()) -> dict:
+    """Every signal of ClampQ's element i with input x; the attacker may force a comparator and/or
+    the output (then the last active comparator is the field element satisfying its selection)."""
+    m = {}
+    bits, lo, hi = c["BITS"], c["LO"], c["HI"]
+    if c["CLAMP_LO"]:
+        if out is not None and not c["CLAMP_HI"] and below is None:
+            below = (out - x) * INV(lo - x) % P if lo != x else 0
+        b = less_than(m, f"{prefix}.below[{i}]", x, lo, bits, below)
+        t = (x + b * (lo - x)) % P
+    else:
+        t = x
+    m[f"{prefix}.t[{i}]"] = t
+    if c["CLAMP_HI"]:
+        if out is not None and above is None:
+            above = (out - t) * INV(hi - t) % P if hi != t else 0
+        a = less_than(m, f"{prefix}.above[{i}]", hi, t, bits, above)
+        y = (t + a * (hi - t)) % P
+    else:
+        y = t
+    if out is not None:
+        y = out % P
+    y = (y + out_delta) % P
+    m[f"{prefix}.out[{i}]"] = y
+    for name in out_names:
+        m[name] = y
+    return m
+
+
+class ClipSpec(OpSpec):
+    name, template_file = "Clip", "clip.circom"
+    attacks = CLIP_ATTACKS
+    attack_cfgs = [dict(n=6, x=(-1.0, 1.0), lo=-0.5, hi=0.6, act_bits=8),      # both sides
+                   dict(n=4, x=(-1.0, 1.0), lo=0.25, hi=None, act_bits=4),     # low side only
+                   dict(n=4, x=(0.0, 3.0), lo=None, hi=2.0, act_bits=3)]       # high side only
+
+    def build(self, n=4, x=(-1.0, 1.0), lo=None, hi=None, act_bits=8, **_):
+        import math
+        cfg = QuantConfig(act_bits=act_bits)
+        ctx = make_ctx({"x": [n], "y": [n]}, {"x": x}, cfg, ["x"])
+        attrs = {"min": -math.inf if lo is None else lo, "max": math.inf if hi is None else hi}
+        try:
+            op, p, ins, out, bd, template, args = build_node("Clip", FNode("Clip", "clip", ["x"], "y", attrs), ctx)
+        except TypeError:           # circom() returned None: neither side active, no component
+            raise _NoTemplate("Clip with no active side emits no component") from None
+        return OpCase(self, p, ins, out, bd, template, args)
+
+    @staticmethod
+    def _c(case):
+        return dict(case.args)
+
+    def edge_inputs(self, case):
+        c = self._c(case)
+        qmax = case.ins[0].qmax
+        vals = sorted({0, qmax, case.ins[0].zero_point} |
+                      {v for t in (c["LO"], c["HI"]) for v in (t - 1, t, t + 1) if 0 <= v <= qmax})
+        return [{"in": [v] * case.ins[0].size} for v in vals]
+
+    def input_strategy(self, case):
+        c, t = self._c(case), case.ins[0]
+        edge = st.sampled_from(sorted({0, 1, t.qmax - 1, t.qmax} | {v for b in (c["LO"], c["HI"])
+                                                                   for v in (b - 1, b, b + 1) if 0 <= v <= t.qmax}))
+        return st.fixed_dictionaries({"in": st.lists(st.one_of(edge, st.integers(0, t.qmax)),
+                                                     min_size=t.size, max_size=t.size)})
+
+    def forgeries(self, case, prefix, inputs, out_names):
+        c = self._c(case)
+        bits = c["BITS"]
+        out = []
+        for i, x in enumerate(inputs["in"]):
+            names = out_names(i)
+            y = min(max(x, c["LO"]), c["HI"])
+            regime = "x<LO" if x < c["LO"] else "x=LO" if x == c["LO"] else "x>HI" if x > c["HI"] else \
+                "x=HI" if x == c["HI"] else "inside"
+            fs = []
+            honest = clip_model(prefix, i, x, c)
+            if c["CLAMP_LO"]:
+                hb = honest[f"{prefix}.below[{i}].out"]
+                fs.append(Forgery("clamp_wrong_side", f"x={x} below flipped",
+                                  clip_model(prefix, i, x, c, below=1 - hb, out_names=names),
+                                  [f"{prefix}.below[{i}].n2b.out[{b}]" for b in range(bits + 1)]))
+            if c["CLAMP_HI"]:
+                ha = honest[f"{prefix}.above[{i}].out"]
+                fs.append(Forgery("clamp_wrong_side", f"x={x} above flipped",
+                                  clip_model(prefix, i, x, c, above=1 - ha, out_names=names),
+                                  [f"{prefix}.above[{i}].n2b.out[{b}]" for b in range(bits + 1)]))
+            last = "above" if c["CLAMP_HI"] else "below"
+            for v in sorted({c["LO"] - 1, c["HI"] + 1, 1 << bits, P - 1} - {y}):
+                fs.append(Forgery("output_outside_range", f"x={x} out={v if v < 1 << 64 else 'p-1'}",
+                                  clip_model(prefix, i, x, c, out=v % P, out_names=names),
+                                  [f"{prefix}.{last}[{i}].n2b.out[{b}]" for b in range(bits + 1)]))
+            for d in (1, -1):
+                fs.append(Forgery("output_off_by_one", f"x={x} out{d:+d}",
+                                  clip_model(prefix, i, x, c, out_delta=d, out_names=names)))
+            for f in fs:
+                f.instance, f.regime = f"{prefix}[{i}]", regime
+            out += fs
+        return out
+
+    def honest_models(self, case, prefix, inputs, out_names):
+        c = self._c(case)
+        res = []
+        for i, x in enumerate(inputs["in"]):
+            m = clip_model(prefix, i, x, c, out_names=out_names(i))
+            comps = [s for s, on in (("below", c["CLAMP_LO"]), ("above", c["CLAMP_HI"])) if on]
+            res += [(f"{prefix}.{s}[{i}]", m) for s in comps]
+        return res
+
+    @staticmethod
+    def param_strategy():
+        return st.fixed_dictionaries(dict(
+            n=st.integers(1, 4),
+            x=st.tuples(st.sampled_from([-5.0, -1.0, -0.01, 0.0]), st.sampled_from([0.01, 1.0, 5.0])),
+            lo=st.sampled_from([None, -2.0, -0.5, 0.0, 0.01, 0.3]),
+            hi=st.sampled_from([None, -0.2, 0.0, 0.2, 0.9, 3.0]),
+            act_bits=st.sampled_from([2, 3, 4, 8, 12, 16, 20])))
+
+
+SPECS.update({s.name: s for s in (ClipSpec(),)})
+
+
+# --------------------------------------------------------------------------- MaxPool / AvgPool
+def _pool_build(spec, op_name, shape=(1, 1, 3, 3), kernel=(2, 2), strides=None, pads=None, dilations=None,
+                ceil_mode=0, global_pool=False, x=(-1.0, 1.0), y=(-1.0, 1.0), act_bits=8, count_include_pad=0,
+                relu=False, precision=16, **_):
+    geo = _window_geom("MaxPool", shape, kernel, strides, pads, dilations, ceil_mode, global_pool)
+    check_windows_nonempty(geo, op_name, 13, "pool")
+    cfg = QuantConfig(act_bits=act_bits, precision=precision)
+    oshape = [geo.n, shape[1], geo.oh, geo.ow] if len(shape) == 4 else [geo.n, shape[1], geo.oh * geo.ow]
+    ctx = make_ctx({"x": list(shape), "y": oshape}, {"x": x, "y": y}, cfg, ["x"])
+    attrs = {"geom": geo.as_dict(), "count_include_pad": count_include_pad, "relu": relu}
+    try:
+        op, p, ins, out, bd, template, args = build_node(op_name, FNode(op_name, "pool", ["x"], "y", attrs), ctx)
+    except TypeError:               # circom() returned None (1x1 identity MaxPool)
+        raise _NoTemplate("identity pool emits no component") from None
+    return OpCase(spec, p, ins, out, bd, template, args)
+
+
+def _pool_windows(p) -> list[list[int]]:
+    """Per output o (row-major N, C, OH, OW): the input indices of the present taps, in template order."""
+    index, inside = tap_table(p.geometry())
+    wins = []
+    for nc in range(p.n * p.c):
+        for pos in range(p.oh * p.ow):
+            wins.append([nc * p.h * p.w + int(j) for j, ok in zip(index[pos], inside[pos]) if ok])
+    return wins
+
+
+def maxpool_model(prefix: str, o: int, xs: list[int], bits: int, flip: int | None = None,
+                  out: int | None = None, out_delta: int = 0, out_names: list[str] = ()) -> dict:
+    """Every signal of MaxWindow at prefix.win[o] for window values xs: comparator `flip` may be
+    flipped (the rest recomputed); `out` forces the output (the last comparator then solves the selection)."""
+    pre = f"{prefix}.win[{o}]"
+    m = {f"{pre}.in[{t}]": v for t, v in enumerate(xs)}
+    cur = xs[0]
+    m[f"{pre}.m[0]"] = cur
+    for t in range(1, len(xs)):
+        a, b = cur, xs[t]
+        forced = None
+        if flip == t:
+            forced = 1 - int(a < b)
+        if out is not None and t == len(xs) - 1:
+            forced = (out - a) * INV(b - a) % P if b != a else 0
+        lt = less_than(m, f"{pre}.lt[{t}]", a, b, bits, forced)
+        cur = (a + lt * (b - a)) % P
+        m[f"{pre}.m[{t}]"] = cur
+    y = out % P if out is not None else cur
+    y = (y + out_delta) % P
+    m[f"{pre}.m[{len(xs) - 1}]"] = y if out is not None else m[f"{pre}.m[{len(xs) - 1}]"]
+    m[f"{pre}.out"] = y
+    m[f"{prefix}.out[{o}]"] = y
+    for name in out_names:
+        m[name] = y
+    return m
+
+
+class MaxPoolSpec(OpSpec):
+    name, template_file = "MaxPool", "pool.circom"
+    attacks = MAXPOOL_ATTACKS
+    attack_cfgs = [dict(shape=[1, 1, 3, 3], kernel=[2, 2], act_bits=8),                       # 4 taps
+                   dict(shape=[1, 2, 5], kernel=[3], strides=[2], pads=[1, 1], act_bits=4),   # 1-D, padded edges
+                   dict(shape=[1, 1, 2, 2], global_pool=True, act_bits=3)]
+
+    def build(self, **cfg):
+        return _pool_build(self, "MaxPool", **cfg)
+
+    def edge_inputs(self, case):
+        n, qmax = case.ins[0].size, case.ins[0].qmax
+        rows = super().edge_inputs(case)
+        rows += [{"in": [i % (qmax + 1) for i in range(n)]}, {"in": [(qmax - i) % (qmax + 1) for i in range(n)]}]
+        return rows
+
+    def forgeries(self, case, prefix, inputs, out_names):
+        p, bits = case.params, case.params.bits
+        res = []
+        for o, idx in enumerate(_pool_windows(p)):
+            xs = [inputs["in"][j] for j in idx]
+            names = out_names(o)
+            mx = max(xs)
+            k = len(xs)
+            regime = ("one tap" if k == 1 else "tie" if xs.count(mx) > 1 else
+                      "max first" if xs[0] == mx else "max last" if xs[-1] == mx else "max inside")
+            fs = []
+            for t in range(1, k):
+                fs.append(Forgery("max_wrong_index", f"lt[{t}] flipped",
+                                  maxpool_model(prefix, o, xs, bits, flip=t, out_names=names),
+                                  [f"{prefix}.win[{o}].lt[{t}].n2b.out[{b}]" for b in range(bits + 1)]))
+                lo_vals = {mx + 1, (mx + min(xs)) // 2, 0, 1 << bits, P - 1} - {mx}
+                if t == k - 1:
+                    for v in sorted(lo_vals):
+                        fs.append(Forgery("value_not_in_window", f"out={v if v < 1 << 64 else 'p-1'}",
+                                          maxpool_model(prefix, o, xs, bits, out=v, out_names=names),
+                                          [f"{prefix}.win[{o}].lt[{t}].n2b.out[{b}]" for b in range(bits + 1)]))
+            for d in (1, -1):
+                fs.append(Forgery("output_off_by_one", f"out{d:+d}",
+                                  maxpool_model(prefix, o, xs, bits, out_delta=d, out_names=names)))
+            for f in fs:
+                f.instance, f.regime = f"{prefix}.win[{o}]", regime
+            res += fs
+        return res
+
+    def honest_models(self, case, prefix, inputs, out_names):
+        p = case.params
+        return [(f"{prefix}.win[{o}]", maxpool_model(prefix, o, [inputs["in"][j] for j in idx], p.bits,
+                                                    out_names=out_names(o)))
+                for o, idx in enumerate(_pool_windows(p))]
+
+    @staticmethod
+    def param_strategy():
+        return _pool_param_strategy()
+
+
+class AvgPoolSpec(RequantOpSpec):
+    name, template_file = "AvgPool", "pool.circom"
+    attack_cfgs = [
+        dict(shape=[1, 1, 3, 3], kernel=[2, 2], pads=[1, 1, 0, 0], relu=True, x=(-1.0, 1.0), y=(-0.2, 0.3)),
+        dict(shape=[1, 2, 4], kernel=[3], strides=[2], pads=[1, 1], count_include_pad=1, x=(0.0, 1.0),
+             y=(-3.0, 3.0)),                                                                  # no clamp
+        dict(shape=[1, 1, 2, 2], global_pool=True, x=(-1.0, 2.0), y=(-0.5, 0.5), act_bits=4),
+    ]
+
+    def build(self, **cfg):
+        return _pool_build(self, "AvgPool", **cfg)
+
+    def requant_ns(self, case, inputs):
+        p, c = case.params, case.bounds.circuit
+        ns = []
+        for o, idx in enumerate(_pool_windows(p)):
+            pos = o % (p.oh * p.ow)
+            acc = sum(inputs["in"][j] - p.x_zp for j in idx)
+            ns.append(acc * p.mult[p.cls[pos]] + (1 << (c["SHIFT"] - 1)) + c["K"] * (1 << c["SHIFT"]))
+        return ns
+
+    @staticmethod
+    def param_strategy():
+        return _pool_param_strategy()
+
+
+SPECS.update({s.name: s for s in (MaxPoolSpec(), AvgPoolSpec())})
+PENDING.pop("MaxPool")
+PENDING.pop("AvgPool")
+
+
+# --------------------------------------------------------------------------- Conv
+class ConvSpec(RequantOpSpec):
+    name, template_file = "Conv", "conv.circom"
+    attack_cfgs = [
+        dict(shape=[1, 1, 3, 3], m=1, kernel=[2, 2], pads=[1, 0, 0, 1], relu=True, y=(-0.3, 0.5), seed=1),
+        dict(shape=[1, 2, 4], m=2, group=2, kernel=[2], strides=[2], y=(-60.0, 60.0), seed=2),   # no clamp
+    ]
+
+    def build(self, shape=(1, 1, 3, 3), m=1, group=1, kernel=(2, 2), strides=None, pads=None, dilations=None,
+              relu=False, x=(-1.0, 1.0), y=(-1.0, 1.0), seed=0, act_bits=8, weight_bits=8, per_channel=True,
+              precision=16, **_):
+        geo = _window_geom("Conv", shape, kernel, strides, pads, dilations)
+        cfg = QuantConfig(act_bits, weight_bits, per_channel, precision)
+        rng = np.random.default_rng(seed)
+        W = rng.normal(0, 1, (m, shape[1] // group * geo.kh * geo.kw))
+        b = rng.normal(0, 0.3, m)
+        oshape = [geo.n, m, geo.oh, geo.ow] if len(shape) == 4 else [geo.n, m, geo.ow]
+        ctx = make_ctx({"x": list(shape), "y": oshape}, {"x": x, "y": y}, cfg, ["x"])
+        attrs = {"W": W, "b": b, "geom": geo.as_dict(), "group": group, "relu": relu}
+        op, p, ins, out, bd, template, args = build_node("Conv", FNode("Conv", "conv", ["x"], "y", attrs), ctx)
+        return OpCase(self, p, ins, out, bd, template, args)
+
+    def requant_ns(self, case, inputs):
+        p, c = case.params, case.bounds.circuit
+        index, inside = tap_table(p.geometry())
+        cg, mg, T = p.c // p.group, p.m // p.group, p.kh * p.kw
+        xs = inputs["in"]
+        ns = []
+        for n in range(p.n):
+            for mo in range(p.m):
+                g = mo // mg
+                for pos in range(p.oh * p.ow):
+                    acc = p.bias[mo]
+                    for ci in range(cg):
+                        for t in range(T):
+                            if inside[pos, t]:
+                                xv = xs[(n * p.c + g * cg + ci) * p.h * p.w + int(index[pos, t])]
+                                acc += (xv - p.x_zp) * (p.wq[mo][ci * T + t] - p.w_zp[mo])
+                    ns.append(acc * p.mult[mo] + (1 << (c["SHIFT"] - 1)) + c["K"] * (1 << c["SHIFT"]))
+        return ns
+
+    @staticmethod
+    def param_strategy():
+        @st.composite
+        def strat(draw):
+            one_d = draw(st.booleans())
+            group = draw(st.integers(1, 2))
+            c = group * draw(st.integers(1, 2))
+            m = group * draw(st.integers(1, 2))
+            if one_d:
+                shape, k = [1, c, draw(st.integers(1, 5))], [draw(st.integers(1, 3))]
+                s, d = [draw(st.integers(1, 2))], [draw(st.integers(1, 2))]
+                pads = [draw(st.integers(0, 1)) for _ in range(2)]
+            else:
+                shape = [1, c, draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+                k = [draw(st.integers(1, 2)), draw(st.integers(1, 2))]
+                s, d = [draw(st.integers(1, 2))] * 2, [draw(st.integers(1, 2))] * 2
+                pads = [draw(st.integers(0, 1)) for _ in range(4)]
+            return dict(shape=shape, m=m, group=group, kernel=k, strides=s, dilations=d, pads=pads,
+                        relu=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 16)),
+                        x=draw(st.tuples(st.sampled_from([-2.0, -0.1, 0.0]), st.sampled_from([0.05, 1.0, 3.0]))),
+                        y=draw(st.tuples(st.sampled_from([-40.0, -1.0, 0.0]), st.sampled_from([0.3, 1.0, 40.0]))),
+                        act_bits=draw(st.sampled_from([2, 4, 8, 12])), weight_bits=draw(st.sampled_from([2, 4, 8])),
+                        per_channel=draw(st.booleans()), precision=draw(st.sampled_from([8, 16, 24])))
+        return strat()
+
+
+SPECS.update({s.name: s for s in (ConvSpec(),)})
+PENDING.pop("Conv")
