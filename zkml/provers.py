@@ -3,7 +3,7 @@
 - `snarkjs`: the reference (`snarkjs groth16 prove`), always available.
 - `arkworks`: groth16py (PyPI, GPL-3.0 like zkml; an arkworks core in Rust) proving from the
   same snarkjs `.zkey` and `.wtns`. Measured faster with less memory (see
-  benchmarks/prover_bench.py); its proof is converted to snarkjs' proof.json layout and is
+  benchmarks/setup_bench.py); its proof is converted to snarkjs' proof.json layout and is
   checked by the same verifiers.
 
 `get_prover(name)` returns a backend; "auto" picks arkworks when groth16py imports, else snarkjs.
