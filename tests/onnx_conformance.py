@@ -44,7 +44,7 @@ from zkml.errors import UnsupportedOpError
 from zkml.onnx_import import import_onnx
 from zkml.quantize import QuantConfig, calibrate, quantize, run_float
 
-REQUANTIZING = {"Dense", "Add", "Conv", "AvgPool"}
+REQUANTIZING = {"Dense", "Add", "Conv", "AvgPool", "Affine", "Sub", "ConvTranspose"}
 _FLOATS = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16}
 
 _all_cases = None
@@ -141,7 +141,7 @@ def run_case(case, tmp: Path, cfg: QuantConfig | None = None) -> CaseResult:
     tol = 1 + n_req
     ops = [n.op for n in g.nodes]
     res = CaseResult(name, "passed", worst_lsb=worst, tol_lsb=tol, fixes=fixes, ir_ops=ops, graph=g, q_input=q)
-    if not any(op in ("Conv", "Dense") for op in ops):
+    if not any(op in ("Conv", "Dense", "ConvTranspose") for op in ops):
         xq = rt.dequantize(g, g.inputs[0], q)
         ref = run_float(normalized, xq[None], [out])[out][0]
         ref = np.clip(ref, t.scale * -t.zero_point, t.scale * (t.qmax - t.zero_point))

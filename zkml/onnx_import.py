@@ -217,7 +217,7 @@ def _single_use(fg: FGraph, tensor: str) -> bool:
 
 
 # producers whose output is a requantization: a following Relu / Clip becomes its clamp
-_REQUANT_OPS = ("Dense", "Add", "Conv", "AvgPool")
+_REQUANT_OPS = ("Dense", "Add", "Conv", "AvgPool", "Affine", "Sub", "ConvTranspose")
 
 
 def _fuse(fg: FGraph) -> None:

@@ -81,6 +81,20 @@ def pad_source(i: int, n: int, before: int, mode: str) -> int:
     return j if j < n else period - j
 
 
+def separable_index(shape: list[int], out_shape: list[int], per_axis: list) -> np.ndarray:
+    """Flat source indices of an index map that acts on each axis separately: per_axis[a][o] is
+    the source position along axis a of output position o (-1: fill); -1 where any axis fills."""
+    r = len(shape)
+    strides = np.cumprod([1] + list(shape)[::-1])[::-1][1:]
+    idx = np.zeros(out_shape, dtype=np.int64)
+    hole = np.zeros(out_shape, dtype=bool)
+    for a in range(r):
+        v = np.asarray(per_axis[a], dtype=np.int64).reshape([-1 if k == a else 1 for k in range(r)])
+        idx = idx + np.where(v < 0, 0, v) * int(strides[a])
+        hole = hole | (v < 0)
+    return np.where(hole, -1, idx).reshape(-1)
+
+
 @onnx_rule("Pad")
 @guarded
 def pad_rule(node, g, opset):
@@ -112,14 +126,7 @@ def pad_rule(node, g, opset):
         raise UnsupportedOpError("Pad", opset, node.name, "reflect pads must be smaller than the axis")
     per_axis = [np.array([pad_source(i, shape[a], before[a], mode) for i in range(out_shape[a])])
                 for a in range(r)]
-    strides = np.cumprod([1] + shape[::-1])[::-1][1:]
-    idx = np.zeros(out_shape, dtype=np.int64)
-    hole = np.zeros(out_shape, dtype=bool)
-    for a in range(r):
-        v = per_axis[a].reshape([-1 if k == a else 1 for k in range(r)])
-        idx = idx + np.where(v < 0, 0, v) * int(strides[a])
-        hole = hole | (v < 0)
-    idx = np.where(hole, -1, idx).reshape(-1)
+    idx = separable_index(shape, out_shape, per_axis)
     return [FNode("IndexMap", node.name, [x], node.output[0], {"idx": idx, "fill": fill},
                   [f"Pad '{node.name}'"])]
 
