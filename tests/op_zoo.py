@@ -885,3 +885,149 @@ class ConvSpec(RequantOpSpec):
 
 SPECS.update({s.name: s for s in (ConvSpec(),)})
 PENDING.pop("Conv")
+
+
+# --------------------------------------------------------------------------- Affine, Sub, ConvTranspose
+# (Sub/Mul/Div by a constant, ReduceSum/ReduceMean; Sub of two tensors; ConvTranspose)
+class AffineSpec(RequantOpSpec):
+    """Affine: per output i, RequantClamp of (sum_t (x[idx] - zp)) * MULT[cls] + BIAS[cls]. The configs cover
+    T = 1 (Sub/Mul/Div by per-element constants, broadcast index, negative constants) and T > 1 (reductions)."""
+    name, template_file = "Affine", "affine.circom"
+    attack_cfgs = [
+        dict(n_out=3, t=1, c=[1.5, -2.0, 0.5], b=[0.1, -0.3, 0.0], relu=True, x=(-1.0, 1.0), y=(-0.4, 0.6)),
+        dict(n_out=2, t=3, c=[1.0, 1.0 / 3], b=[0.0, 0.0], x=(0.0, 1.0), y=(-10.0, 10.0)),      # no clamp
+        dict(n_out=4, t=1, bcast=2, c=[-1.0, -1.0, 3.0, 0.25], b=[0.5, 0.5, -1.0, 0.0], x=(-2.0, 1.0),
+             y=(-1.0, 2.0), act_bits=4),                                                        # broadcast, uint4
+    ]
+
+    def build(self, n_out=2, t=1, c=(1.0, 1.0), b=(0.0, 0.0), bcast=0, relu=False, x=(-1.0, 1.0), y=(-1.0, 1.0),
+              act_bits=8, precision=16, **_):
+        cfg = QuantConfig(act_bits=act_bits, precision=precision)
+        if bcast:      # output i reads x[i % bcast] (NumPy broadcasting of x against a bigger constant)
+            n_in, idx = bcast, [[i % bcast] for i in range(n_out)]
+        else:
+            n_in, idx = n_out * t, np.arange(n_out * t).reshape(n_out, t)
+        ctx = make_ctx({"x": [n_in], "y": [n_out]}, {"x": x, "y": y}, cfg, ["x"])
+        attrs = {"idx": np.asarray(idx), "c": np.asarray(c, dtype=np.float64), "b": np.asarray(b, dtype=np.float64),
+                 "relu": relu}
+        op, p, ins, out, bd, template, args = build_node("Affine", FNode("Affine", "affine", ["x"], "y", attrs), ctx)
+        return OpCase(self, p, ins, out, bd, template, args)
+
+    def requant_ns(self, case, inputs):
+        p, c = case.params, case.bounds.circuit
+        xs = inputs["in"]
+        return [sum(xs[j] - p.x_zp for j in p.idx[i * p.t:(i + 1) * p.t]) * p.mult[k] + p.bias[k]
+                + (1 << (c["SHIFT"] - 1)) + c["K"] * (1 << c["SHIFT"]) for i, k in enumerate(p.cls)]
+
+    @staticmethod
+    def param_strategy():
+        @st.composite
+        def strat(draw):
+            n_out, t = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+            vals = st.sampled_from([-3.0, -1.0, -0.25, 0.0, 0.5, 1.0, 2.5])
+            return dict(n_out=n_out, t=t, bcast=draw(st.sampled_from([0, 0, 1, 2])) if t == 1 else 0,
+                        c=draw(st.lists(vals, min_size=n_out, max_size=n_out)),
+                        b=draw(st.lists(st.sampled_from([-2.0, 0.0, 0.3, 1.5]), min_size=n_out, max_size=n_out)),
+                        relu=draw(st.booleans()),
+                        x=draw(st.tuples(st.sampled_from([-2.0, -0.1, 0.0]), st.sampled_from([0.05, 1.0, 3.0]))),
+                        y=draw(st.tuples(st.sampled_from([-40.0, -1.0, 0.0]), st.sampled_from([0.3, 1.0, 40.0]))),
+                        act_bits=draw(st.sampled_from([2, 4, 8, 12, 16])), precision=draw(st.sampled_from([8, 16, 24])))
+        return strat()
+
+
+class SubSpec(AddSpec):
+    """Sub of two activations: AddRequant with a negative MB (AddSpec's attacks and N formula)."""
+    name, template_file = "Sub", "add.circom"
+
+    def build(self, sa=(3,), sb=(3,), relu=False, ra=(-1.0, 1.0), rb=(-1.0, 1.0), ro=(-2.0, 2.0),
+              act_bits=8, precision=16, **_):
+        cfg = QuantConfig(act_bits=act_bits, precision=precision)
+        so = list(np.broadcast_shapes(tuple(sa), tuple(sb)))
+        ctx = make_ctx({"a": list(sa), "b": list(sb), "y": so}, {"a": ra, "b": rb, "y": ro}, cfg, ["a", "b"])
+        op, p, ins, out, bd, template, args = build_node(
+            "Sub", FNode("Sub", "diff", ["a", "b"], "y", {"relu": relu}), ctx)
+        assert p.mb <= 0
+        return OpCase(self, p, ins, out, bd, template, args)
+
+
+def convtranspose_fnode(shape, W, b, **attrs) -> FNode:
+    """The ConvTranspose FNode of zkml's ONNX rule for a real ONNX node (output shape by onnx's inference)."""
+    from types import SimpleNamespace
+
+    from onnx import TensorProto, numpy_helper, shape_inference
+    from zkml.ops.convtranspose import convtranspose_rule
+    node = _onnx_helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], name="convt", **attrs)
+    inits = [numpy_helper.from_array(np.asarray(W, np.float32), "w"), numpy_helper.from_array(np.asarray(b, np.float32), "b")]
+    graph = _onnx_helper.make_graph([node], "g", [_onnx_helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                                    [_onnx_helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    m = shape_inference.infer_shapes(_onnx_helper.make_model(graph, opset_imports=[_onnx_helper.make_opsetid("", 13)]))
+    y = next(o for o in m.graph.output if o.name == "y")
+    oshape = [d.dim_value for d in y.type.tensor_type.shape.dim]
+    g = SimpleNamespace(constants={"w": np.asarray(W), "b": np.asarray(b)}, shapes={"x": list(shape), "y": oshape})
+    return convtranspose_rule(node, g, 13)[0], oshape
+
+
+class ConvTransposeSpec(ConvSpec):
+    """ConvTranspose2D = IndexMap (zero insertion, padding) + Conv2D: Conv's attacks on the inner Conv2D's
+    RequantClamps (prefix.conv.rq[i]); the requantization inputs from Conv's formula over the zero-inserted input."""
+    name, template_file = "ConvTranspose", "convtranspose.circom"
+    attack_cfgs = [
+        dict(shape=[1, 1, 2, 2], m=1, kernel=[2, 2], strides=[2, 2], pads=[1, 0, 0, 1], output_padding=[1, 0],
+             relu=True, y=(-0.3, 0.5), seed=1),
+        dict(shape=[1, 2, 3], m=2, group=2, kernel=[2], strides=[2], y=(-60.0, 60.0), seed=2),    # no clamp
+    ]
+
+    def build(self, shape=(1, 1, 2, 2), m=1, group=1, kernel=(2, 2), strides=None, pads=None, dilations=None,
+              output_padding=None, relu=False, x=(-1.0, 1.0), y=(-1.0, 1.0), seed=0, act_bits=8, weight_bits=8,
+              per_channel=True, precision=16, **_):
+        cfg = QuantConfig(act_bits, weight_bits, per_channel, precision)
+        rng = np.random.default_rng(seed)
+        W = rng.normal(0, 1, (shape[1], m // group, *kernel))
+        b = rng.normal(0, 0.3, m)
+        attrs = {k: list(v) for k, v in (("strides", strides), ("pads", pads), ("dilations", dilations),
+                                         ("output_padding", output_padding)) if v is not None}
+        try:
+            f, oshape = convtranspose_fnode(shape, W, b, group=group, **attrs)
+        except Exception as e:   # onnx refuses the attribute set: not a case
+            raise _NoTemplate(f"ONNX rejects ConvTranspose {attrs}: {e}") from None
+        f.attrs["relu"] = relu
+        ctx = make_ctx({"x": list(shape), "y": oshape}, {"x": x, "y": y}, cfg, ["x"])
+        op, p, ins, out, bd, template, args = build_node("ConvTranspose", f, ctx)
+        return OpCase(self, p, ins, out, bd, template, args)
+
+    def requant_ns(self, case, inputs):
+        p = case.params
+        return super().requant_ns(case, {"in": [inputs["in"][j] if j >= 0 else p.x_zp for j in p.up_idx]})
+
+    def forgeries(self, case, prefix, inputs, out_names):
+        return super().forgeries(case, f"{prefix}.conv", inputs,
+                                 lambda i: out_names(i) + [f"{prefix}.conv.out[{i}]"])
+
+    def honest_models(self, case, prefix, inputs, out_names):
+        return super().honest_models(case, f"{prefix}.conv", inputs,
+                                     lambda i: out_names(i) + [f"{prefix}.conv.out[{i}]"])
+
+    @staticmethod
+    def param_strategy():
+        @st.composite
+        def strat(draw):
+            one_d = draw(st.booleans())
+            group = draw(st.integers(1, 2))
+            c, m = group * draw(st.integers(1, 2)), group * draw(st.integers(1, 2))
+            nd = 1 if one_d else 2
+            shape = [1, c] + [draw(st.integers(1, 3 if one_d else 2)) for _ in range(nd)]
+            k = [draw(st.integers(1, 2)) for _ in range(nd)]
+            s = [draw(st.integers(1, 2)) for _ in range(nd)]
+            d = [draw(st.integers(1, 2)) for _ in range(nd)]
+            op = [draw(st.integers(0, max(si, di) - 1)) for si, di in zip(s, d)]
+            pads = [draw(st.integers(0, 1)) for _ in range(2 * nd)]
+            return dict(shape=shape, m=m, group=group, kernel=k, strides=s, dilations=d, pads=pads, output_padding=op,
+                        relu=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 16)),
+                        x=draw(st.tuples(st.sampled_from([-2.0, -0.1, 0.0]), st.sampled_from([0.05, 1.0, 3.0]))),
+                        y=draw(st.tuples(st.sampled_from([-40.0, -1.0, 0.0]), st.sampled_from([0.3, 1.0, 40.0]))),
+                        act_bits=draw(st.sampled_from([2, 4, 8])), weight_bits=draw(st.sampled_from([2, 4, 8])),
+                        per_channel=draw(st.booleans()), precision=draw(st.sampled_from([8, 16, 24])))
+        return strat()
+
+
+SPECS.update({s.name: s for s in (AffineSpec(), SubSpec(), ConvTransposeSpec())})
