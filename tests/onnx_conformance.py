@@ -44,7 +44,7 @@ from zkml.errors import UnsupportedOpError
 from zkml.onnx_import import import_onnx
 from zkml.quantize import QuantConfig, calibrate, quantize, run_float
 
-REQUANTIZING = {"Dense", "Add", "Conv", "AvgPool", "Affine", "Sub", "ConvTranspose"}
+REQUANTIZING = {"Dense", "Add", "Conv", "AvgPool", "Lut", "Affine", "Sub", "ConvTranspose"}   # Lut: its table rounds once
 _FLOATS = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16}
 
 _all_cases = None
