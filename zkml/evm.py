@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -130,6 +130,9 @@ def compile_solidity(source: str, contract_name: str = "Groth16Verifier", *,
         },
     }
     cmd = "solcjs --standard-json"
+    key = json.dumps(request, sort_keys=True)
+    if key in _COMPILED:
+        return _COMPILED[key]
     raw = toolchain.solcjs_standard_json(json.dumps(request))
     try:
         out = json.loads(raw)
@@ -147,21 +150,46 @@ def compile_solidity(source: str, contract_name: str = "Groth16Verifier", *,
         raise ToolError(cmd, 1, f"solc output has no contract {contract_name} in {fname}") from None
     if not bytecode:
         raise ToolError(cmd, 1, f"solc produced no bytecode for {contract_name} (abstract contract?)")
-    return CompiledContract(contract_name, abi, "0x" + bytecode, "0x" + runtime)
+    _COMPILED[key] = CompiledContract(contract_name, abi, "0x" + bytecode, "0x" + runtime)
+    return _COMPILED[key]
+
+
+_COMPILED: dict[str, CompiledContract] = {}   # solc is deterministic: one compile per source and settings
 
 
 # --------------------------------------------------------------------------- chain
-def connect(rpc: str | None = None, *, timeout: float = 60.0):
-    """A Web3 on the embedded py-evm chain (rpc None) or on a JSON-RPC node over HTTP."""
+def connect(rpc: str | None = None, *, timeout: float = 60.0, private_key: str | None = None):
+    """A Web3 on the embedded py-evm chain (rpc None) or on a JSON-RPC node over HTTP.
+
+    With `private_key` (hex, web3.py / eth-account convention) transactions are signed locally
+    and sent raw from that account (w3.eth.default_account); on the embedded chain the account
+    is first funded with 1,000 ether from a prefunded test account.
+    """
     from web3 import EthereumTesterProvider, HTTPProvider, Web3
     if rpc is None:
         w3 = Web3(EthereumTesterProvider())
         pyverify.cap_recursion_limit()   # py-evm / py_ecc raise it on import
-        return w3
-    w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": timeout}))
-    if not w3.is_connected():
-        raise ZkmlError(f"cannot reach a JSON-RPC node at {rpc}")
+    else:
+        w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": timeout}))
+        if not w3.is_connected():
+            raise ZkmlError(f"cannot reach a JSON-RPC node at {rpc}")
+    if private_key is not None:
+        _use_private_key(w3, private_key, fund=rpc is None)
     return w3
+
+
+def _use_private_key(w3, private_key: str, fund: bool) -> None:
+    from eth_account import Account
+    from web3.middleware import SignAndSendRawMiddlewareBuilder
+    try:
+        account = Account.from_key(private_key.strip())
+    except Exception:  # noqa: BLE001 - eth-account raises several types; never echo the key
+        raise InputError("the private key is not a 32-byte hex string") from None
+    if fund:
+        _receipt(w3, w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": account.address,
+                                              "value": 1000 * 10**18}), "funding the account")
+    w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
+    w3.eth.default_account = account.address
 
 
 def chain_description(w3) -> str:
@@ -288,21 +316,30 @@ def verify_on_chain(w3, address: str, abi: list, proof: dict, public: list, *,
 @dataclass
 class DeployResult:
     chain: str
-    address: str
-    code_size: int        # deployed code bytes (EIP-170 limit 24,576)
-    deploy_gas: int
-    valid: bool           # on-chain verifyProof result
-    verify_gas: int | None  # gas of verifyProof sent as a transaction (incl. 21,000 base + calldata)
-    verify_seconds: float   # wall time of the eth_call
+    address: str          # the verifier
+    code_size: int        # the verifier's deployed code bytes (EIP-170 limit 24,576)
+    deploy_gas: int       # all deployments (key contracts + verifier)
+    valid: bool           # the on-chain verification's result
+    verify_gas: int | None  # all verification transactions (incl. 21,000 base + calldata each)
+    verify_seconds: float   # wall time of the verification
     n_public: int
     abi: list
-    source: str = ""      # rendered Solidity (not in to_json)
+    source: str = ""      # rendered Solidity of the verifier (not in to_json)
     outputs: list | None = None  # the model's outputs as the contract's unpackOutputs decodes them
+    mode: str = "single"  # "single" (one contract, one call) or "split" (key contracts, sessions)
+    gas_budget: int | None = None
+    plan: dict | None = None            # what zkml.evm_split.plan decided, with planned gas
+    contracts: list = field(default_factory=list)      # {name, address, code_size, deploy_gas, abi?}
+    transactions: list = field(default_factory=list)   # {what, gas_used, gas_limit, tx_hash, ...}
+    reason: str = ""                    # why the verification failed
+    consumer: dict | None = None        # the ERC-721 consumer: address, abi, token, gas, outputs read back
+    consumer_source: str = ""           # (not in to_json)
 
     def to_json(self) -> dict:
-        """Everything but the Solidity source (deployment.json)."""
+        """Everything but the Solidity sources (deployment.json)."""
         d = asdict(self)
         d.pop("source")
+        d.pop("consumer_source")
         return d
 
 
@@ -317,44 +354,29 @@ def _load_json(path: Path, what: str, hint: str = "") -> Any:
 
 def deploy_and_verify(vk: str | Path | dict, proof: str | Path | dict, public: str | Path | list, *,
                       name: str = "circuit", setup_note: str = DEV_SETUP_NOTE, rpc: str | None = None,
-                      w3=None, gas: int = DEFAULT_VERIFY_GAS, sender: str | None = None,
-                      log: Log = lambda s: None, outputs: list[dict] | None = None) -> DeployResult:
-    """Render, compile and deploy a verifier for `vk`, then check `proof`/`public` on-chain.
+                      w3=None, sender: str | None = None, private_key: str | None = None,
+                      log: Log = lambda s: None, outputs: list[dict] | None = None, **kw) -> DeployResult:
+    """Plan, deploy and run the on-chain verification of `proof`/`public` for `vk`.
 
     vk, proof and public are paths to snarkjs files or already-loaded JSON values. Uses `w3` if
-    given, else connects to `rpc` (None: a fresh embedded py-evm chain).
+    given, else connects to `rpc` (None: a fresh embedded py-evm chain). One contract and one
+    call when that fits EIP-170 and the gas budget, else the split verifier (zkml.evm_split;
+    keyword options gas_budget, force_split, points_per_key, consumer go there).
     """
+    from . import evm_split
     vk_d = vk if isinstance(vk, dict) else _load_json(Path(vk), "verification key")
     proof_d = proof if isinstance(proof, dict) else _load_json(Path(proof), "proof")
     public_l = public if isinstance(public, list) else _load_json(Path(public), "public inputs")
-    source = render_verifier(vk_d, name, setup_note, outputs=outputs)
-    log("compiling the Solidity verifier with solc (optimizer on, 200 runs) ...")
-    compiled = compile_solidity(source)
-    w3 = w3 if w3 is not None else connect(rpc)
-    chain = chain_description(w3)
-    log(f"deploying to {chain}: {compiled.code_size} bytes of code (EIP-170 limit {EIP170_LIMIT})")
-    dep = deploy(w3, compiled, sender=sender)
-    log(f"calling verifyProof (gas limit {gas}) ...")
-    t0 = time.perf_counter()
-    ok, _ = verify_on_chain(w3, dep.address, compiled.abi, proof_d, public_l, gas=gas,
-                            send_tx=False, sender=sender)
-    seconds = time.perf_counter() - t0
-    _, gas_used = verify_on_chain(w3, dep.address, compiled.abi, proof_d, public_l, gas=gas,
-                                  send_tx=True, sender=sender)
-    decoded = None
-    if ok and outputs:
-        contract = w3.eth.contract(address=dep.address, abi=compiled.abi)
-        decoded = [int(v) for v in contract.functions.unpackOutputs(
-            [_uint(v, "public input") for v in public_l]).call()]
-    return DeployResult(chain, dep.address, dep.code_size, dep.gas_used, ok, gas_used,
-                        round(seconds, 3), len(vk_d["IC"]) - 1, compiled.abi, source, decoded)
+    w3 = w3 if w3 is not None else connect(rpc, private_key=private_key)
+    return evm_split.deploy_and_verify(vk_d, proof_d, public_l, name=name, setup_note=setup_note, w3=w3,
+                                       sender=sender, log=log, outputs=outputs, **kw)
 
 
-def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s: None,
-                 gas: int = DEFAULT_VERIFY_GAS, **kw) -> DeployResult:
+def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s: None, **kw) -> DeployResult:
     """`zkml deploy`: verifier for build/verification_key.json, checked with build/proof.json.
 
-    Writes build/Verifier.sol and build/deployment.json. The setup note comes from setup.json.
+    Writes build/Verifier.sol (and build/OutputNFT.sol when minting) and build/deployment.json
+    (addresses, ABIs, plan, gas per transaction). The setup note comes from setup.json.
     """
     build = Path(build)
     setup = _load_json(build / "setup.json", "setup record", "run `zkml setup`") \
@@ -372,9 +394,11 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
         raise BuildError(f"{build / 'build.json'} is not a build record (a JSON object); recompile the model")
     name = Path(str(meta.get("source") or build.name)).stem
     res = deploy_and_verify(build / "verification_key.json", build / "proof.json", build / "public.json",
-                            name=name, setup_note=note, rpc=rpc, gas=gas, log=log,
+                            name=name, setup_note=note, rpc=rpc, log=log,
                             outputs=meta.get("public_layout"), **kw)
     (build / "Verifier.sol").write_text(res.source)
+    if res.consumer_source:
+        (build / "OutputNFT.sol").write_text(res.consumer_source)
     (build / "deployment.json").write_text(json.dumps(res.to_json(), indent=2))
     return res
 
