@@ -1031,3 +1031,193 @@ class ConvTransposeSpec(ConvSpec):
 
 
 SPECS.update({s.name: s for s in (AffineSpec(), SubSpec(), ConvTransposeSpec())})
+
+
+# --------------------------------------------------------------------------- Lut (activations) / ArgMax
+from test_ops_activations import argmax_index, argmax_model, lut_model  # noqa: E402  (signal models)
+from zkml.ops.activations import FUNCTIONS  # noqa: E402
+
+LUT_ATTACKS = [
+    "wrong_table_entry",          # out = T[x] +- 1 or another entry, every other signal honest
+    "other_input_decomposition",  # bits, selectors, multiplexer and out all of another input x'
+    "selector_lie",               # a low-bit selector product + 1, everything after it recomputed
+    "mux_lie",                    # a multiplexer product + 1, everything after it recomputed
+]
+ARGMAX_ATTACKS = [
+    "wrong_index",                # a one-hot selection of a smaller element
+    "tie_broken_wrong_way",       # another maximal element than ONNX's (first / last) index
+    "not_one_hot",                # selections summing to 1 that are not 0/1 (2, -1; 1/2, 1/2)
+    "output_off_by_one",
+]
+
+
+class LutSpec(OpSpec):
+    name, template_file = "Lut", "lut.circom"
+    attacks = LUT_ATTACKS
+    attack_cfgs = [dict(fn="Sigmoid", shape=[3], x=(-6.0, 6.0), act_bits=8),
+                   dict(fn="PRelu", shape=[1, 2, 2], x=(-1.0, 2.0), act_bits=4, alphas=[0.25, -0.5]),
+                   dict(fn="HardSwish", shape=[2], x=(-4.0, 4.0), act_bits=5)]
+
+    def build(self, fn="Sigmoid", shape=(3,), x=(-1.0, 1.0), act_bits=8, alpha=0.3, beta=0.5, alphas=(0.1, -0.2),
+              **_):
+        cfg = QuantConfig(act_bits=act_bits)
+        f, defaults = FUNCTIONS[fn]
+        n = int(np.prod(shape))
+        if fn == "PRelu":      # per channel (axis 1 of [N, C, ...] or the only axis)
+            ch = shape[1] if len(shape) > 1 else shape[0]
+            inner = n // (shape[0] * ch) if len(shape) > 1 else 1
+            per = [alphas[(i // inner) % ch % len(alphas)] for i in range(n)]
+            vals = sorted(set(per))
+            attrs = {"fn": fn, "alphas": vals, "alpha_index": [vals.index(a) for a in per]}
+            grid = np.linspace(*x, 257)
+            ys = np.concatenate([f(grid, {"alpha": a}) for a in vals])
+        else:
+            attrs = {"fn": fn, **{k: {"alpha": alpha, "beta": beta}[k] for k in defaults}}
+            ys = f(np.linspace(*x, 257), attrs)
+        ctx = make_ctx({"x": list(shape), "y": list(shape)}, {"x": x, "y": (float(ys.min()), float(ys.max()))},
+                       cfg, ["x"])
+        op, p, ins, out, bd, template, args = build_node("Lut", FNode("Lut", "act", ["x"], "y", attrs), ctx)
+        return OpCase(self, p, ins, out, bd, template, args)
+
+    @staticmethod
+    def _table(case, i):
+        p = case.params
+        return p.tables[0 if p.cls is None else p.cls[i]]
+
+    def edge_inputs(self, case):
+        t = case.ins[0]
+        rows = super().edge_inputs(case)
+        codes = list(range(t.qmax + 1))       # every table entry, a few copies
+        for k in range(0, len(codes), t.size * 4):
+            rows.append({"in": [codes[(k + j) % len(codes)] for j in range(t.size)]})
+        return rows[:8]
+
+    def forgeries(self, case, prefix, inputs, out_names):
+        p = case.params
+        L, H = p.in_bits // 2, p.in_bits - p.in_bits // 2
+        res = []
+        for i, x in enumerate(inputs["in"]):
+            table, pre, names = self._table(case, i), f"{prefix}.lut[{i}]", out_names(i)
+
+            def forge(attack, label, free=(), **lie):
+                m = lut_model(pre, x, table, p.in_bits, **lie)
+                for name in names:
+                    m[name] = m[f"{pre}.out"]
+                res.append(Forgery(attack, label, m, list(free), pre, regime, [f"{pre}.{lie_sig(lie)}"]))
+
+            def lie_sig(lie):
+                return (f"sel[{lie['sel_lie']}]" if "sel_lie" in lie else f"mux[{lie['mux_lie']}]" if "mux_lie" in lie
+                        else "out")
+
+            regime = ("x=0" if x == 0 else "x=max" if x == case.ins[0].qmax else
+                      "saturated" if table[x] in (0, case.out.qmax) else "inside")
+            for d in (1, -1):
+                forge("wrong_table_entry", f"x={x} out{d:+d}", out=table[x] + d)
+            other = next((v for v in table if v != table[x]), None)
+            if other is not None:
+                forge("wrong_table_entry", f"x={x} out=T'={other}", out=other)
+                claim = next(v for v in range(len(table)) if table[v] != table[x])
+                forge("other_input_decomposition", f"x={x} as {claim}", claim=claim,
+                      free=[f"{pre}.n2b.out[{b}]" for b in range(p.in_bits)])
+            for k in range((1 << L) - 2 if L else 0):
+                forge("selector_lie", f"x={x} sel[{k}]+1", sel_lie=k)
+            for k in range((1 << H) - 1):
+                forge("mux_lie", f"x={x} mux[{k}]+1", mux_lie=k)
+        return res
+
+    def honest_models(self, case, prefix, inputs, out_names):
+        res = []
+        for i, x in enumerate(inputs["in"]):
+            pre = f"{prefix}.lut[{i}]"
+            m = lut_model(pre, x, self._table(case, i), case.params.in_bits)
+            for name in out_names(i):
+                m[name] = m[f"{pre}.out"]
+            res.append((pre, m))
+        return res
+
+    @staticmethod
+    def param_strategy():
+        return st.fixed_dictionaries(dict(
+            fn=st.sampled_from(sorted(FUNCTIONS)),
+            shape=st.sampled_from([[1], [3], [1, 2, 2], [2, 3]]),
+            x=st.tuples(st.sampled_from([-8.0, -1.0, -0.1, 0.0]), st.sampled_from([0.05, 1.0, 8.0])),
+            act_bits=st.sampled_from([2, 3, 4, 5, 8]),
+            alpha=st.sampled_from([0.01, 0.2, 1.5, -0.3]), beta=st.sampled_from([0.0, 0.5, 0.9]),
+            alphas=st.lists(st.sampled_from([0.01, -0.25, 0.5, 2.0]), min_size=1, max_size=3)))
+
+
+class ArgMaxSpec(OpSpec):
+    name, template_file = "ArgMax", "argmax.circom"
+    attacks = ARGMAX_ATTACKS
+    attack_cfgs = [dict(shape=[2, 5], axis=1, last=0, act_bits=3),
+                   dict(shape=[1, 4, 2], axis=1, last=1, act_bits=8),
+                   dict(shape=[3, 1], axis=0, last=0, act_bits=2)]
+
+    def build(self, shape=(2, 5), axis=1, last=0, x=(-1.0, 1.0), act_bits=8, **_):
+        cfg = QuantConfig(act_bits=act_bits)
+        oshape = [1 if a == axis else d for a, d in enumerate(shape)]
+        ctx = make_ctx({"x": list(shape), "y": oshape}, {"x": x}, cfg, ["x"])
+        op, p, ins, out, bd, template, args = build_node(
+            "ArgMax", FNode("ArgMax", "am", ["x"], "y", {"axis": axis, "last": last}), ctx)
+        return OpCase(self, p, ins, out, bd, template, args)
+
+    @staticmethod
+    def _groups(case, xs):
+        p = case.params
+        return [[xs[(o * p.k + k) * p.inner + i] for k in range(p.k)] for o in range(p.outer) for i in range(p.inner)]
+
+    def edge_inputs(self, case):
+        n, qmax = case.ins[0].size, case.ins[0].qmax
+        rows = super().edge_inputs(case)       # all equal: every group a tie
+        rows += [{"in": [(7 * i) % 3 % (qmax + 1) for i in range(n)]}, {"in": [(qmax - i) % (qmax + 1) for i in range(n)]}]
+        return rows
+
+    def forgeries(self, case, prefix, inputs, out_names):
+        p = case.params
+        res = []
+        for g, xs in enumerate(self._groups(case, inputs["in"])):
+            pre, names, t = f"{prefix}.am[{g}]", out_names(g), argmax_index(xs, p.last)
+            mx = max(xs)
+            regime = "K=1" if p.k == 1 else "tie" if xs.count(mx) > 1 else "unique max"
+
+            def forge(attack, label, free=(), **lie):
+                m = argmax_model(pre, xs, p.bits, p.last, **lie)
+                for name in names:
+                    m[name] = m[f"{pre}.out"]
+                res.append(Forgery(attack, label, m, list(free), pre, regime, [f"{pre}.e[0]", f"{pre}.out"]))
+
+            for j in range(p.k):
+                if j == t:
+                    continue
+                kind = "tie_broken_wrong_way" if xs[j] == mx else "wrong_index"
+                forge(kind, f"e at {j}", free=[f"{pre}.d[{t}].out[{b}]" for b in range(p.bits)],
+                      e=[int(k == j) for k in range(p.k)])
+                forge("not_one_hot", f"e[{t}]=2 e[{j}]=-1", e=[2 if k == t else -1 if k == j else 0 for k in range(p.k)])
+                forge("not_one_hot", f"e[{t}]=e[{j}]=1/2", e=[INV(2) if k in (t, j) else 0 for k in range(p.k)])
+            for d in (1, -1):
+                forge("output_off_by_one", f"out{d:+d}", out_delta=d)
+        return res
+
+    def honest_models(self, case, prefix, inputs, out_names):
+        p = case.params
+        res = []
+        for g, xs in enumerate(self._groups(case, inputs["in"])):
+            pre = f"{prefix}.am[{g}]"
+            m = argmax_model(pre, xs, p.bits, p.last)
+            for name in out_names(g):
+                m[name] = m[f"{pre}.out"]
+            res.append((pre, m))
+        return res
+
+    @staticmethod
+    def param_strategy():
+        @st.composite
+        def strat(draw):
+            shape = draw(st.sampled_from([[1, 4], [2, 3], [3, 1], [1, 2, 3], [2, 2, 2], [1, 6]]))
+            return dict(shape=shape, axis=draw(st.integers(0, len(shape) - 1)), last=draw(st.integers(0, 1)),
+                        x=draw(st.tuples(st.sampled_from([-3.0, -0.1, 0.0]), st.sampled_from([0.05, 1.0, 4.0]))),
+                        act_bits=draw(st.sampled_from([2, 3, 4, 8, 12, 16])))
+        return strat()
+
+
+SPECS.update({s.name: s for s in (LutSpec(), ArgMaxSpec())})
