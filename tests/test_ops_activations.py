@@ -35,12 +35,13 @@ from onnx import TensorProto, helper
 import zkml_runtime as rt
 from circuit_harness import (O2, P, assert_accepted, assert_rejected, bits, compile_circuit,
                              no_assignment_satisfies)
-from conftest import const, make_model, vinfo
+from conftest import SHARED_MODELS, const, make_model, shared_model, vinfo
 from onnx_conformance import node_cases, run_case
 from test_forgery import honest_model_matches
 from test_ops_cnn import _line, check_combined, combined_circuit, op_model, quantized, template_nodes, worst_lsb
 from zkml import api
 from zkml.errors import UnsupportedOpError
+from zkml.inputs import load_input
 from zkml.onnx_import import import_onnx
 from zkml.ops import REGISTRY
 from zkml.ops.activations import MAX_LUT_BITS
@@ -410,6 +411,34 @@ def test_classifier_with_argmax_compiles_proves_and_verifies(tmp_path):
     assert "ArgMax(" in src and "Lut(" in src
     print(f"\nGemm-Sigmoid-Gemm-Softmax-ArgMax: {meta['circuit']['constraints']} constraints, "
           f"class {run.q_outputs[0]}, prove {res['seconds']}")
+
+
+SHARED = ["1l_sigmoid", "1l_tanh", "1l_leakyrelu", "1l_prelu"]
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_shared_activation_model_compiles_proves_and_verifies(tmp_path, name):
+    """The shared models with these activations: calibrated on their input plus noise, within
+    the budget of onnxruntime (1 + requantizing nodes, the table counting as one), proven and
+    verified by snarkjs and the Python verifier."""
+    path = shared_model(name)
+    fg, _ = import_onnx(path)
+    x = load_input(SHARED_MODELS / name / "input.json", fg.shapes[fg.inputs[0]])
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "cal.npy", np.concatenate([x[None], x[None] + rng.normal(0, 0.5, (63, *x.shape))]))
+    build = tmp_path / "build"
+    meta = api.compile(path, build, calibration=tmp_path / "cal.npy")
+    g = api.load_graph(build)
+    assert "Lut" in [n.op for n in g.nodes], [n.op for n in g.nodes]
+    run = api.run(build, SHARED_MODELS / name / "input.json")
+    tol = 1 + sum(1 for n in g.nodes if n.op in ("Dense", "Add", "Conv", "AvgPool", "Lut"))
+    assert run.max_diff_lsb is not None and run.max_diff_lsb <= tol, run
+    res = api.prove(build, SHARED_MODELS / name / "input.json")
+    assert res["outputs"] == run.q_outputs
+    v = api.verify(build)
+    assert v.valid and v.snarkjs and v.python
+    print(f"\n{name}: {[n.op for n in g.nodes]}, {run.max_diff_lsb:.3f}/{tol} LSB, "
+          f"{meta['circuit']['constraints']} constraints, prove {res['seconds']}")
 
 
 # =========================================================================== 5. refusals
