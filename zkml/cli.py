@@ -203,19 +203,43 @@ def verify_cmd(build, proof, public, vk):
 @main.command("deploy")
 @BUILD
 @click.option("--rpc", help="JSON-RPC URL of a node (default: embedded py-evm chain).")
-@click.option("--gas", default=3_000_000, show_default=True, help="Gas limit for the verifyProof call.")
+@click.option("--private-key", envvar="ZKML_PRIVATE_KEY", metavar="HEX",
+              help="Sign transactions locally with this key (or set ZKML_PRIVATE_KEY). Default: the node's "
+                   "first unlocked account.")
+@click.option("--from", "sender", metavar="ADDRESS", help="Send from this unlocked account of the node.")
+@click.option("--gas-budget", default=16_000_000, show_default=True, type=click.IntRange(min=1),
+              help="Most gas any one transaction may use (EIP-7825 caps transactions at 16,777,216).")
+@click.option("--mint", is_flag=True,
+              help="Also deploy the ERC-721 consumer, mint a token for the proven output and read it back.")
 @_guard
-def deploy_cmd(build, rpc, gas):
-    """Deploy the Solidity verifier and check the proof on-chain."""
+def deploy_cmd(build, rpc, private_key, sender, gas_budget, mint):
+    """Plan, deploy and run the on-chain verification (split across contracts and transactions
+    when EIP-170 or the gas budget demands); addresses and ABIs go to BUILD/deployment.json."""
     from . import api
-    r = api.deploy(build, rpc=rpc, log=_log, gas=gas)
+    r = api.deploy(build, rpc=rpc, log=_log, private_key=private_key, sender=sender, gas_budget=gas_budget,
+                   consumer=mint)
     click.echo(f"chain: {r.chain}")
-    click.echo(f"verifier at {r.address}: {r.code_size} bytes of code, deploy gas {r.deploy_gas}")
-    click.echo(f"on-chain verifyProof: {str(r.valid).lower()} (gas used {r.verify_gas})")
+    for c in r.contracts:
+        click.echo(f"{c['name']} at {c['address']}: {c['code_size']} bytes of code, deploy gas {c['deploy_gas']}")
+    n_tx = sum(1 for t in r.transactions if not t["what"].startswith("deploy") and t["what"] != "mint")
+    what = "verifyProof" if r.mode == "single" else "verification"
+    click.echo(f"on-chain {what}: {str(r.valid).lower()} (gas used {r.verify_gas} in {n_tx} transaction"
+               f"{'s' if n_tx != 1 else ''}, budget {r.gas_budget} each)")
+    if r.reason:
+        click.echo(f"rejected: {r.reason}", err=True)
     if r.outputs is not None:
-        click.echo(f"on-chain unpackOutputs: {r.outputs}")
+        click.echo(f"on-chain unpackOutputs: {_short(r.outputs)}")
+    if r.consumer:
+        c = r.consumer
+        click.echo(f"ZkmlOutputNFT at {c['address']}: token {c['token_id']} minted (deploy gas {c['deploy_gas']}, "
+                   f"mint gas {c['mint_gas']}); outputs read back: {_short(c['outputs'])}")
+    click.echo(f"deployment record: {build}/deployment.json")
     if not r.valid:
         sys.exit(1)
+
+
+def _short(values: list, n: int = 32) -> str:
+    return str(values) if len(values) <= n else f"{str(values[:n])[:-1]}, ... ({len(values)} values)]"
 
 
 if __name__ == "__main__":

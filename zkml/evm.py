@@ -2,8 +2,12 @@
 with solcjs, deploy it with web3.py and call verifyProof on a chain.
 
 The chain is an embedded py-evm (web3's EthereumTesterProvider, no server) by default, or any
-JSON-RPC node (`connect("http://127.0.0.1:8545")`, e.g. anvil). Accounts are the node's
-unlocked ones (eth-tester and anvil have funded accounts); signing keys are out of scope here.
+JSON-RPC node (`connect("http://127.0.0.1:8545")`, e.g. anvil; `anvil_node()` starts one).
+Transactions come from the node's unlocked accounts (eth-tester and anvil have funded ones), a
+chosen one (`sender`), or a local private key (`connect(..., private_key=...)`, signed by web3.py).
+
+Which contracts and transactions a proof needs (one contract, or key contracts + a verifier
+checked over several transactions) is planned in zkml.evm_split; deploy_and_verify runs it.
 
 verifyProof is always called with an EXPLICIT gas limit: the verifier returns false (it does not
 revert) when a precompile runs out of gas, so `eth_estimateGas` finds a limit at which a valid
@@ -12,6 +16,7 @@ sent) and reading the receipt: that figure includes the 21,000 base cost and the
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -97,7 +102,7 @@ def render_verifier(vk: dict, name: str, setup_note: str, *,
 def _outputs_layout(outputs: list[dict] | None, n_public: int) -> list[dict]:
     if not outputs:
         return []
-    if sum(o["words"] for o in outputs) != n_public:
+    if sum(o["words"] for o in outputs) > n_public:   # outputs first, then any public inputs
         raise InputError("the output layout does not match the verification key's public inputs")
     return [dict(o, name=_comment_text(o["name"], "output name")) for o in outputs]
 
@@ -190,6 +195,42 @@ def _use_private_key(w3, private_key: str, fund: bool) -> None:
                                               "value": 1000 * 10**18}), "funding the account")
     w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
     w3.eth.default_account = account.address
+
+
+@contextlib.contextmanager
+def anvil_node(*args: str, startup_timeout: float = 30.0):
+    """Start anvil (from node_modules) on a free loopback port; yield its URL; stop it.
+
+    Extra `args` go to anvil, e.g. "--enable-tx-gas-limit" (EIP-7825's 2^24 gas cap per
+    transaction). EIP-170 is on by default in anvil."""
+    import socket
+    import subprocess
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(toolchain.anvil_path()), "--host", "127.0.0.1", "--port", str(port), "--quiet",
+                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + startup_timeout
+        while True:
+            if proc.poll() is not None:
+                raise ToolError([toolchain.anvil_path(), *args], proc.returncode, proc.stderr.read().decode())
+            try:
+                connect(url, timeout=2)
+                break
+            except ZkmlError:
+                if time.time() > deadline:
+                    raise ZkmlError(f"anvil did not answer on {url} within {startup_timeout} s") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def chain_description(w3) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from web3.logs import DISCARD
 
 from . import evm, packing, pyverify, toolchain
 from .errors import BuildError, InputError, ZkmlError
@@ -327,6 +328,13 @@ def error_name(abi: list, exc: BaseException) -> str:
     data = getattr(exc, "data", None)
     if isinstance(data, dict):
         data = data.get("data")
+    msg = str(exc)
+    if data is None and "execution reverted: b" in msg:   # eth-tester's TransactionFailed on a raw send
+        import ast
+        try:
+            data = "0x" + ast.literal_eval(msg[msg.index("execution reverted: b") + 20:]).hex()
+        except (ValueError, SyntaxError):
+            data = None
     if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
         sel = bytes.fromhex(data[2:10])
         for e in abi:
@@ -348,6 +356,7 @@ class Reverted(ZkmlError):
 def _send(w3, what: str, gas: int, *, fn=None, data: bytes | None = None, sender: str | None = None,
           abi: list | None = None) -> tuple[TxRecord, Any]:
     """Send a contract call (fn) or a creation (data) with an explicit gas limit; wait for it."""
+    from eth_tester.exceptions import TransactionFailed
     from web3.exceptions import Web3Exception
     tx: dict = {"from": evm._sender(w3, sender), "gas": gas}
     try:
@@ -356,15 +365,17 @@ def _send(w3, what: str, gas: int, *, fn=None, data: bytes | None = None, sender
         else:
             h = w3.eth.send_transaction(dict(tx, data="0x" + data.hex()))
         rc = w3.eth.wait_for_transaction_receipt(h, timeout=300)
-    except (Web3Exception, ValueError) as e:
+    except (Web3Exception, ValueError, TransactionFailed) as e:
         raise Reverted(f"{what}: {error_name(abi or [], e)}") from None
     if rc["status"] != 1:
         reason = ""
-        if fn is not None:   # replay as a call for the revert reason
-            try:
+        try:   # replay as a call on the previous state for the revert reason
+            if fn is not None:
                 fn.call({"from": tx["from"], "gas": gas}, block_identifier=rc["blockNumber"] - 1)
-            except (Web3Exception, ValueError) as e:
-                reason = ": " + error_name(abi or [], e)
+            else:
+                w3.eth.call(dict(tx, data="0x" + data.hex()), block_identifier=rc["blockNumber"] - 1)
+        except (Web3Exception, ValueError, TransactionFailed) as e:
+            reason = ": " + error_name(abi or [], e)
         raise Reverted(f"{what}: transaction {h.hex()} reverted (gas used {rc['gasUsed']:,}){reason}")
     addr = rc.get("contractAddress")
     rec = TxRecord(what, rc["gasUsed"], gas, h.hex(), addr, len(w3.eth.get_code(addr)) if addr else None)
@@ -455,7 +466,7 @@ def run_verification(w3, dep: Deployed, txs: list[TxPlan], proof: dict, public: 
                 rec, rc = _send(w3, what, t.gas, fn=f.verify(a, b, c, pub), sender=sender, abi=dep.abi)
             elif t.function == "begin":
                 rec, rc = _send(w3, what, t.gas, fn=f.begin(a, b, c, h, chunk), sender=sender, abi=dep.abi)
-                session = contract.events.SessionStarted().process_receipt(rc)[0]["args"]["session"]
+                session = contract.events.SessionStarted().process_receipt(rc, errors=DISCARD)[0]["args"]["session"]
             elif t.function == "step":
                 rec, rc = _send(w3, what, t.gas, fn=f.step(session, t.start, chunk), sender=sender, abi=dep.abi)
             else:
@@ -466,7 +477,7 @@ def run_verification(w3, dep: Deployed, txs: list[TxPlan], proof: dict, public: 
     except Reverted as e:
         log(f"  rejected: {e}")
         return VerifyRun(False, records, str(e))
-    ok = bool(contract.events.ProofVerified().process_receipt(rc))
+    ok = bool(contract.events.ProofVerified().process_receipt(rc, errors=DISCARD))
     return VerifyRun(ok, records, "" if ok else "the pairing check failed (ProofRejected)")
 
 
@@ -506,7 +517,7 @@ def mint(w3, nft: str, nft_abi: list, dep: Deployed, proof: dict, public: list, 
     to = to or evm._sender(w3, sender)
     fn = contract.functions.mint(to, a, b, c, pub) if dep.mode == "single" else contract.functions.mint(to, pub)
     rec, rc = _send(w3, "mint", budget, fn=fn, sender=sender, abi=nft_abi)
-    return int(contract.events.Minted().process_receipt(rc)[0]["args"]["tokenId"]), rec
+    return int(contract.events.Minted().process_receipt(rc, errors=DISCARD)[0]["args"]["tokenId"]), rec
 
 
 def read_token_outputs(w3, nft: str, nft_abi: list, token_id: int, outputs: list[dict]) -> list[list[int]]:
