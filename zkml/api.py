@@ -11,6 +11,7 @@ names in the build folder.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -32,6 +33,7 @@ from .inputs import load_input, load_samples
 from .ir import Graph, verify as ir_verify
 from .onnx_import import import_onnx
 from .packing import from_public, public_layout, to_public
+from .visibility import Visibility, public_signals, segments, split_public, weight_tensors
 from .quantize import CalibrationWarning, QuantConfig, calibrate, fallback_samples, quantize, run_float
 from .wtns import read_wtns
 
@@ -40,7 +42,7 @@ _quiet: Log = lambda s: None  # noqa: E731
 
 # files a compile invalidates (keys and proofs of an older circuit)
 _STALE = ["main.zkey", "verification_key.json", "setup.json", "witness.wtns", "proof.json",
-          "public.json", "prove.json", "deployment.json", "Verifier.sol", "input.json"]
+          "public.json", "prove.json", "deployment.json", "Verifier.sol", "input.json", "commitments.json"]
 
 
 def _sha256(path: Path) -> str:
@@ -75,19 +77,29 @@ def _onnxruntime_errors(model):
 
 # --------------------------------------------------------------------------- compile
 def compile(model: str | Path, out_dir: str | Path = "build", calibration: str | Path | None = None,
-            cfg: QuantConfig | None = None, log: Log = _quiet, pack_outputs: bool = True) -> dict:
+            cfg: QuantConfig | None = None, log: Log = _quiet, pack_outputs: bool = True,
+            visibility: Visibility | None = None) -> dict:
     cfg = cfg or QuantConfig()
+    vis = (visibility or Visibility()).check()
     out = Path(out_dir)
     t0 = time.time()
     fg, onnx_model = import_onnx(model)
     shape = fg.shapes[fg.inputs[0]]
     log(f"imported {model}: opset {fg.opset}, {len(fg.nodes)} canonical nodes, input {fg.inputs[0]}{shape}")
+    if fg.act_grids:
+        # A pre-quantized model (QDQ / QLinear*): its own scales and zero points are used. 24-bit
+        # requantization multipliers reproduce onnxruntime's float requantization (0 LSB on the
+        # LeNet example's test split, against up to 1 LSB at 16 bits).
+        if cfg.precision == QuantConfig.precision:
+            cfg = dataclasses.replace(cfg, precision=24)
+        log(f"pre-quantized model: using its own grids for {len(fg.act_grids)} activations and "
+            f"{len(fg.weight_grids)} weight/bias constants (requantization multipliers of {cfg.precision} bits)")
     if calibration:
         samples = load_samples(calibration, shape, "calibration")
         calib = dict(file=str(calibration), samples=int(samples.shape[0]))
     else:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CalibrationWarning)
+            warnings.simplefilter("ignore" if fg.act_grids else "always", CalibrationWarning)
             size = int(np.prod(shape))   # fewer random samples for huge inputs (memory stays ~<= 32 MB)
             samples = fallback_samples(shape, n=min(64, max(2, (1 << 22) // max(size, 1))))
         for w in caught:
@@ -103,7 +115,7 @@ def compile(model: str | Path, out_dir: str | Path = "build", calibration: str |
         (out / f).unlink(missing_ok=True)
     graph.save(out / "model.ir.json")
     onnx.save(onnx_model, out / "model.onnx")
-    (out / "main.circom").write_text(emit(graph, pack_outputs))
+    (out / "main.circom").write_text(emit(graph, pack_outputs, vis))
     log("compiling the circuit with circom --O2 ...")
     t1 = time.time()
     if (out / "main_js").exists():
@@ -117,10 +129,14 @@ def compile(model: str | Path, out_dir: str | Path = "build", calibration: str |
         outputs=[asdict(graph.tensors[o]) for o in graph.outputs],
         postprocess=graph.meta.get("postprocess"), calibration=calib, quant=asdict(cfg),
         public_layout=public_layout([dict(name=o, bits=graph.tensors[o].bits, size=graph.tensors[o].size)
-                                     for o in graph.outputs], pack_outputs),
+                                     for o in graph.outputs], pack_outputs) if vis.output == "public" else [],
+        visibility=vis.as_dict(), public_segments=segments(graph, vis, pack_outputs),
         circuit=info, seconds=dict(quantize=round(t1 - t0, 2), circom=round(time.time() - t1, 2)),
         files={f: _sha256(out / f) for f in _BUILD_FILES})
     (out / "build.json").write_text(json.dumps(meta, indent=2))
+    if vis.weights == "hashed":       # fixed at compile time: the commitment the model owner publishes
+        c = commitments(out)["weights"]
+        log(f"weights commitment (Poseidon, publish it): {c}  ({out / 'commitments.json'})")
     n_values = sum(graph.tensors[o].size for o in graph.outputs)
     log(f"circuit: {info['constraints']} constraints, {info['wires']} wires, {info['public_outputs']} public "
         f"signals for {n_values} output values{' (packed)' if pack_outputs else ''}  ({out / 'main.r1cs'})")
@@ -237,8 +253,48 @@ def witness(build: str | Path, input: str | Path, log: Log = _quiet) -> tuple[Pa
     build = Path(build)
     g, _, q = _integer_input(build, input, log)
     outputs = [[int(v) for v in o.reshape(-1)] for o in rt.run_outputs(g, q)]
-    wtns, _ = witness_from_integers(build, q, to_public(public_layout_of(build), outputs))
+    segs, wts = public_segments_of(build), weight_tensors(g, visibility_of(build))
+    expected = public_signals(segs, outputs, [int(v) for v in np.asarray(q).reshape(-1)], [t["values"] for t in wts])
+    wtns, _ = witness_from_integers(build, q, expected, {t["signal"]: t["values"] for t in wts})
     return wtns, [v for o in outputs for v in o]
+
+
+def visibility_of(build: Path) -> Visibility:
+    meta = _read_json(Path(build) / "build.json", "run `zkml compile`")
+    return Visibility.from_meta(meta if isinstance(meta, dict) else {})
+
+
+def public_segments_of(build: Path) -> list[dict]:
+    """The public signals' layout (output, input, weights segments), from build.json."""
+    meta = _read_json(Path(build) / "build.json", "run `zkml compile`")
+    if isinstance(meta, dict) and "public_segments" in meta:
+        return meta["public_segments"]
+    layout = public_layout_of(build)           # a build from before visibility modes: outputs only
+    return [dict(kind="output", mode="public", tensors=layout, words=sum(t["words"] for t in layout)),
+            dict(kind="input", mode="private", tensors=[], words=0),
+            dict(kind="weights", mode="constant", tensors=[], words=0)]
+
+
+def commitments(build: str | Path, input: str | Path | None = None, log: Log = _quiet) -> dict:
+    """Poseidon commitments (decimal strings) of the weights (when --weights hashed) and, given an
+    input file, of the quantized input (when --input hashed), as the circuit computes them.
+    The weights' commitment is also written to BUILD/commitments.json."""
+    from .visibility import commitment
+    build = Path(build)
+    g = load_graph(build)
+    segs = {s["kind"]: s for s in public_segments_of(build)}
+    res = {}
+    if segs["weights"]["mode"] == "hashed":
+        res["weights"] = str(commitment(segs["weights"]["tensors"],
+                                        [t["values"] for t in weight_tensors(g, visibility_of(build))]))
+        (build / "commitments.json").write_text(json.dumps({"weights": res["weights"]}, indent=2))
+    if input is not None:
+        if segs["input"]["mode"] != "hashed":
+            raise InputError(f"{build} was compiled with --input {segs['input']['mode']}: there is no input "
+                             "commitment (compile with --input hashed)")
+        _, _, q = _integer_input(build, input, log)
+        res["input"] = str(commitment(segs["input"]["tensors"], [[int(v) for v in q.reshape(-1)]]))
+    return res
 
 
 def public_layout_of(build: Path) -> list[dict]:
@@ -255,8 +311,17 @@ def decode_public(build: Path, public: list) -> list[int]:
     The decoding must be exact (as many public signals as the layout has words, every value
     within its lanes' bits): a build.json from another build would otherwise print wrong outputs
     next to a valid proof."""
-    layout = public_layout_of(build)
-    ints = [int(x) for x in public]
+    segs = public_segments_of(build)
+    try:
+        ints = [int(x) for x in public]
+        parts = split_public(segs, ints)
+    except (TypeError, ValueError):
+        raise BuildError(f"the public signals do not match the layout of {Path(build) / 'build.json'} "
+                         "(the verification key or proof is of another build?)") from None
+    out_seg = next(s for s in segs if s["kind"] == "output")
+    if out_seg["mode"] != "public":
+        return None                  # private or hashed outputs: nothing to decode (see verify)
+    layout, ints = out_seg["tensors"], parts["output"]
     try:
         outs = from_public(layout, ints)
         exact = (sum(lay["words"] for lay in layout) == len(ints) and to_public(layout, outs) == ints
@@ -269,13 +334,15 @@ def decode_public(build: Path, public: list) -> list[int]:
     return [v for o in outs for v in o]
 
 
-def witness_from_integers(build: Path, q: np.ndarray, expected: list[int]) -> tuple[Path, list[int]]:
+def witness_from_integers(build: Path, q: np.ndarray, expected: list[int],
+                          extra: dict | None = None) -> tuple[Path, list[int]]:
     """Run circom's witness generator on integer input q; its public signals must equal `expected`."""
     js = build / "main_js"
     if not (js / "main.wasm").exists():
         raise BuildError(f"{js / 'main.wasm'} not found: run `zkml compile` first")
     check_build_files(build, ("main_js/main.wasm",))
-    (build / "input.json").write_text(json.dumps({"in": [int(v) for v in np.asarray(q).reshape(-1)]}))
+    (build / "input.json").write_text(json.dumps({"in": [int(v) for v in np.asarray(q).reshape(-1)],
+                                                  **(extra or {})}))   # extra: weights as signals
     wtns = build / "witness.wtns"
     toolchain.run([toolchain.node(), js / "generate_witness.js", js / "main.wasm", build / "input.json", wtns],
                   hint="the witness generator rejected the input")

@@ -30,6 +30,9 @@ class FGraph:
     constants: dict[str, np.ndarray]
     opset: int
     source: str = ""
+    # pre-quantized models (zkml/qdq.py): the model's own grids for activations and weights
+    act_grids: dict = field(default_factory=dict)
+    weight_grids: dict = field(default_factory=dict)
 
     def consumers(self, tensor: str) -> list[FNode]:
         return [n for n in self.nodes if tensor in n.inputs]

@@ -17,6 +17,7 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 from .errors import ModelError, UnsupportedOpError
+from . import qdq
 from .fgraph import FGraph, FNode
 from .ops import ONNX_RULES, batchnorm, clip
 
@@ -53,8 +54,11 @@ def load_model(path: str | Path) -> onnx.ModelProto:
     for imp in model.opset_import:
         if imp.domain not in ("", "ai.onnx"):
             used = {n.domain for n in model.graph.node}
-            if imp.domain in used:
-                n = next(n for n in model.graph.node if n.domain == imp.domain)
+            if imp.domain in used:  # (onnxruntime's QGemm is read by zkml/qdq.py)
+                n = next((n for n in model.graph.node if n.domain == imp.domain
+                          and (n.domain, n.op_type) not in qdq.CONTRIB_OPS), None)
+                if n is None:
+                    continue
                 raise UnsupportedOpError(f"{imp.domain}.{n.op_type}", imp.version, n.name or n.op_type,
                                          "custom operator domains are not supported")
     opset = _opset(model)
@@ -122,8 +126,16 @@ def _fold(node: onnx.NodeProto, consts: dict, opset: int) -> list[np.ndarray]:
 def import_onnx(path: str | Path) -> tuple[FGraph, onnx.ModelProto]:
     """Return the canonical float graph and the normalized ONNX model (for onnxruntime)."""
     model = load_model(path)
-    g = model.graph
     opset = _opset(model)
+    act_grids, weight_grids = {}, {}
+    if qdq.is_prequantized(model):        # QDQ / QOperator: keep the model's own grids
+        act_grids, weight_grids = qdq.normalize(model, opset)
+        try:
+            model = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+        except Exception as e:
+            raise ModelError(f"{path}: ONNX shape inference failed after reading the Q/DQ nodes: "
+                             f"{str(e).splitlines()[0][:300]}") from None
+    g = model.graph
     for init in g.initializer:
         if init.data_location == onnx.TensorProto.EXTERNAL:
             raise ModelError(f"{path}: initializer '{init.name}' keeps its data in an external file; zkml reads "
@@ -150,7 +162,8 @@ def import_onnx(path: str | Path) -> tuple[FGraph, onnx.ModelProto]:
     for name, s in shapes.items():
         _check_size(name, s)
     fg = FGraph(inputs=inputs, outputs=[o.name for o in g.output], shapes=shapes, nodes=[],
-                constants=consts, opset=opset, source=str(path))
+                constants=consts, opset=opset, source=str(path), act_grids=act_grids,
+                weight_grids=weight_grids)
     for k, node in enumerate(g.node):
         if not node.name:
             node.name = f"{node.op_type}_{k}"

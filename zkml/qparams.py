@@ -23,6 +23,30 @@ def quantize_array(x: np.ndarray, scale, zero_point, bits: int) -> np.ndarray:
     return np.clip(q, 0, (1 << bits) - 1).astype(np.int64)
 
 
+def quantize_weights(W: np.ndarray, bits: int, per_channel: bool, grid=None):
+    """Unsigned weights for a [n_out, k] float matrix: (wq, w_scale[n_out], w_zp[n_out], bits).
+
+    Calibrated (grid None): an affine grid per output row (or one for the whole matrix) from the
+    values' min and max. Given (pre-quantized models, zkml/qdq.py): `grid` = (scales[n_out],
+    zero_points[n_out], qmin, qmax) is the model's own integer grid; q - qmin moves it onto
+    [0, qmax - qmin] with zero point zp - qmin, so (wq - w_zp) * scale are the model's values."""
+    if grid is not None:
+        scales, zps, qmin, qmax = grid
+        scales = np.asarray(scales, dtype=np.float64)
+        zps = np.asarray(zps, dtype=np.int64)
+        if np.all(scales > 0) and np.all(np.isfinite(scales)):
+            wq = np.clip(np.round(W / scales[:, None]) + zps[:, None] - qmin, 0, qmax - qmin).astype(np.int64)
+            return wq, scales, zps - qmin, int(qmax - qmin).bit_length()
+    rows = W if per_channel else W.reshape(1, -1)
+    sz = [affine_params(r.min(), r.max(), bits) for r in rows]
+    if not per_channel:
+        sz = sz * W.shape[0]
+    w_scale = np.array([s for s, _ in sz])
+    w_zp = np.array([z for _, z in sz], dtype=np.int64)
+    wq = np.clip(np.round(W / w_scale[:, None]) + w_zp[:, None], 0, (1 << bits) - 1).astype(np.int64)
+    return wq, w_scale, w_zp, bits
+
+
 def multipliers(reals, precision: int) -> tuple[list[int], int]:
     """Integer multipliers M_j and one shared shift s with M_j / 2^s ~= reals[j].
 

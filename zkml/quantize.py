@@ -100,11 +100,17 @@ class Ctx:
         self.cfg, self.ranges, self.opset = cfg, ranges, fg.opset
         self.constants, self.shapes = fg.constants, fg.shapes
         self.tensors: dict[str, Tensor] = {}
+        self.grids = getattr(fg, "act_grids", {})
 
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]
 
     def new_tensor(self, name: str, relu: bool = False) -> Tensor:
+        if name in self.grids:             # a pre-quantized model's own grid for this tensor
+            gr = self.grids[name]
+            t = Tensor(name, list(self.shapes[name]), gr.bits, gr.scale, gr.zero_point)
+            self.tensors[name] = t
+            return t
         lo, hi = self.ranges[name]
         if relu:
             lo = 0.0

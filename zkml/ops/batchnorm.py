@@ -63,6 +63,7 @@ def fold(producer: FNode, bn: FNode) -> None:
     """W[m] *= a[m]; b[m] = a[m] * b[m] + d[m] (Conv weights [M, ...] and Dense W [n_out, n_in])."""
     a, d = bn.attrs["a"], bn.attrs["d"]
     producer.attrs["W"] = producer.attrs["W"] * a[:, None]
+    producer.attrs.pop("w_grid", None)     # the weights left a pre-quantized model's grid
     producer.attrs["b"] = producer.attrs["b"] * a + d
 
 

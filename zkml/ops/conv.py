@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..fgraph import FNode
-from ..qparams import affine_params, multipliers
+from ..qparams import multipliers, quantize_weights
 from . import Bounds, OpDef, onnx_rule, register
 from ._requant import requant_args, requant_bounds, requant_kernel
 from ._window import Geometry, attr, geometry_args, guarded, tap_table, window_geometry
@@ -98,20 +98,12 @@ def conv_rule(node, g, opset):
     bias = np.zeros(m) if b is None else g.constants[b].astype(np.float64).reshape(-1)
     if bias.size != m:
         raise UnsupportedOpError("Conv", opset, node.name, f"bias of {bias.size} values for {m} output channels")
-    return [FNode("Conv", node.name, [x], node.output[0],
-                  {"W": W.reshape(m, -1), "b": bias.copy(), "geom": geo.as_dict(), "group": group,
-                   "relu": False}, [f"Conv '{node.name}'"])]
-
-
-def _quantize_weights(W: np.ndarray, bits: int, per_channel: bool):
-    rows = W if per_channel else W.reshape(1, -1)
-    sz = [affine_params(r.min(), r.max(), bits) for r in rows]
-    if not per_channel:
-        sz = sz * W.shape[0]
-    w_scale = np.array([s for s, _ in sz])
-    w_zp = np.array([z for _, z in sz], dtype=np.int64)
-    wq = np.clip(np.round(W / w_scale[:, None]) + w_zp[:, None], 0, (1 << bits) - 1).astype(np.int64)
-    return wq, w_scale, w_zp
+    attrs = {"W": W.reshape(m, -1), "b": bias.copy(), "geom": geo.as_dict(), "group": group, "relu": False}
+    if w in g.weight_grids:                # pre-quantized model: keep its integer weights
+        grid = g.weight_grids[w].per_output(m, 0, W.ndim)
+        if grid is not None:
+            attrs["w_grid"] = (*grid, g.weight_grids[w].qmin, g.weight_grids[w].qmax)
+    return [FNode("Conv", node.name, [x], node.output[0], attrs, [f"Conv '{node.name}'"])]
 
 
 @register
@@ -127,14 +119,14 @@ class Conv(OpDef):
         if geo.n * geo.c * geo.h * geo.w != x.size:
             raise UnsupportedOpError("Conv", ctx.opset, f.name, f"input {x.shape} does not match the geometry")
         per_channel = ctx.cfg.per_channel or f.attrs.get("per_channel", False)
-        wq, w_scale, w_zp = _quantize_weights(W, ctx.cfg.weight_bits, per_channel)
+        wq, w_scale, w_zp, w_bits = quantize_weights(W, ctx.cfg.weight_bits, per_channel, f.attrs.get("w_grid"))
         bias_q = np.round(b / (x.scale * w_scale)).astype(np.int64)
         relu = f.attrs.get("relu", False)
         out = ctx.new_tensor(f.output, relu=relu)
         mult, shift = multipliers(x.scale * w_scale / out.scale, ctx.cfg.precision)
         p = Params(geo.n, geo.c, geo.h, geo.w, W.shape[0], geo.oh, geo.ow, geo.kh, geo.kw, geo.sh, geo.sw,
                    geo.pt, geo.pl, geo.dh, geo.dw, int(f.attrs["group"]), wq.tolist(), w_zp.tolist(),
-                   ctx.cfg.weight_bits, [int(v) for v in bias_q], x.zero_point, mult, shift,
+                   w_bits, [int(v) for v in bias_q], x.zero_point, mult, shift,
                    out.zero_point, out.zero_point if relu else 0, out.bits)
         return p, out
 

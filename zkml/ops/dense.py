@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import BuildError, UnsupportedOpError
 from ..fgraph import FNode
-from ..qparams import affine_params, multipliers
+from ..qparams import multipliers, quantize_weights
 from . import Bounds, OpDef, onnx_rule, register
 from ._requant import requant_args, requant_bounds, requant_kernel
 
@@ -61,8 +61,18 @@ def gemm_rule(node, g, opset):
     bias = np.zeros(W.shape[0])
     if c:
         bias = beta * np.broadcast_to(g.constants[c].astype(np.float64).reshape(-1), (W.shape[0],))
-    return [FNode("Dense", node.name, [a], node.output[0], {"W": W, "b": bias.copy(), "relu": False},
-                  [where])]
+    attrs = {"W": W, "b": bias.copy(), "relu": False}
+    if alpha == 1.0:
+        _weight_grid(attrs, g, b, W.shape[0], 0 if _attr(node, "transB", 0) else 1)
+    return [FNode("Dense", node.name, [a], node.output[0], attrs, [where])]
+
+
+def _weight_grid(attrs: dict, g, const: str, n_out: int, out_axis: int) -> None:
+    """A pre-quantized model's weight grid (zkml/qdq.py), per output channel, when there is one."""
+    wg = g.weight_grids.get(const)
+    grid = wg.per_output(n_out, out_axis, 2) if wg is not None else None
+    if grid is not None:
+        attrs["w_grid"] = (*grid, wg.qmin, wg.qmax)
 
 
 @onnx_rule("MatMul")
@@ -75,8 +85,9 @@ def matmul_rule(node, g, opset):
     if B.ndim != 2:
         raise UnsupportedOpError("MatMul", opset, node.name, f"constant operand must be 2-D, got {B.shape}")
     W = B.astype(np.float64).T
-    return [FNode("Dense", node.name, [a], node.output[0],
-                  {"W": W, "b": np.zeros(W.shape[0]), "relu": False}, [f"MatMul '{node.name}'"])]
+    attrs = {"W": W, "b": np.zeros(W.shape[0]), "relu": False}
+    _weight_grid(attrs, g, b, W.shape[0], 1)
+    return [FNode("Dense", node.name, [a], node.output[0], attrs, [f"MatMul '{node.name}'"])]
 
 
 @register
@@ -91,14 +102,8 @@ class Dense(OpDef):
         n_out, n_in = W.shape
         if x.shape[-1] != n_in:
             raise UnsupportedOpError("Dense", ctx.opset, f.name, f"input width {x.shape[-1]} != {n_in}")
-        wb = ctx.cfg.weight_bits
-        rows_w = W if ctx.cfg.per_channel else W.reshape(1, -1)
-        sz = [affine_params(r.min(), r.max(), wb) for r in rows_w]
-        if not ctx.cfg.per_channel:
-            sz = sz * n_out
-        w_scale = np.array([s for s, _ in sz])
-        w_zp = np.array([z for _, z in sz], dtype=np.int64)
-        wq = np.clip(np.round(W / w_scale[:, None]) + w_zp[:, None], 0, (1 << wb) - 1).astype(np.int64)
+        wq, w_scale, w_zp, wb = quantize_weights(W, ctx.cfg.weight_bits, ctx.cfg.per_channel,
+                                                 f.attrs.get("w_grid"))
         bias_f = np.round(b / (x.scale * w_scale))
         if not np.all(np.isfinite(bias_f)):
             raise UnsupportedOpError("Dense", ctx.opset, f.name, "the bias or the scales are not finite")
