@@ -20,9 +20,30 @@ precondition. Without it an attack could "change the output" of a relabeling-lik
 The attacker's signal models (RequantClamp, circomlib LessThan / Num2Bits) are those of
 tests/test_forgery.py: every signal that is a deterministic function of the lie is recomputed
 by the template's own formulas, so an attack is the attacker's best effort to stay consistent.
+
+Adding an operator (append at the END of this file, one section per operator):
+
+    MYOP_ATTACKS = ["...", ...]               # attack kind names (reuse REQUANT_ATTACKS where it fits)
+
+    class MyOpSpec(OpSpec):                   # or RequantOpSpec if every output is one RequantClamp rq[i]
+        name, template_file = "MyOp", "myop.circom"     # REGISTRY key and its template file
+        attacks = MYOP_ATTACKS
+        attack_cfgs = [dict(...), ...]        # build() kwargs; together they must apply every attack
+        def build(self, **cfg) -> OpCase      # the op's real quantize/bounds/circom (build_node)
+        def forgeries(...) / honest_models(...)          # (RequantOpSpec: requant_ns instead)
+        @staticmethod
+        def param_strategy(): ...             # hypothesis strategy of build() kwargs
+        # optional: ports(), edge_inputs(), input_strategy(), kernel()
+
+    SPECS.update({s.name: s for s in (MyOpSpec(),)})
+
+A build() whose parameters make the operator emit no component raises `_NoTemplate` (the
+property test then discards that example). Nothing else needs editing: both suites pick the
+spec up from `SPECS`.
 """
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -105,14 +126,15 @@ class OpCase:
         # as in every emitted model, the component's inputs come from range-checked producers
         decl += "".join(f"    component range_{p} = UintRange({k * n}, {t.bits});\n    range_{p}.in <== {p};\n"
                         for (p, n), t in zip(ports.items(), self.ins))
-        wires = "".join(f"        for (var i = 0; i < {n}; i++) {{ op[c].{p}[i] <== range_{p}.out[c * {n} + i]; }}\n"
+        # the copy counter is `cp`, not `c`: Concat's third input port is named c
+        wires = "".join(f"        for (var i = 0; i < {n}; i++) {{ op[cp].{p}[i] <== range_{p}.out[cp * {n} + i]; }}\n"
                         for p, n in ports.items())
         return (f'pragma circom 2.1.0;\ninclude "range.circom";\ninclude "{self.spec.template_file}";\n\n'
                 f'{"".join(funcs)}\n'
                 f"template Main() {{\n{decl}    signal output out[{k * self.n_out}];\n"
-                f"    component op[{k}];\n    for (var c = 0; c < {k}; c++) {{\n"
-                f"        op[c] = {self.template}({', '.join(rendered)});\n{wires}"
-                f"        for (var i = 0; i < {self.n_out}; i++) {{ out[c * {self.n_out} + i] <== op[c].out[i]; }}\n"
+                f"    component op[{k}];\n    for (var cp = 0; cp < {k}; cp++) {{\n"
+                f"        op[cp] = {self.template}({', '.join(rendered)});\n{wires}"
+                f"        for (var i = 0; i < {self.n_out}; i++) {{ out[cp * {self.n_out} + i] <== op[cp].out[i]; }}\n"
                 "    }\n}\n\ncomponent main = Main();\n")
 
     def kernel(self, inputs: dict[str, list[int]]) -> list[int]:
@@ -445,13 +467,10 @@ class ReluSpec(OpSpec):
 
 SPECS: dict[str, OpSpec] = {s.name: s for s in (DenseSpec(), AddSpec(), ReluSpec())}  # + CNN specs below
 
-# Operators registered without a spec here yet. Each is attacked and property-checked in its own
-# test file instead, and the registry-parametrized suites mark them xfail with this reason
-# until a spec is written. This is a to-do list, not an exemption: keep it empty.
-PENDING: dict[str, str] = {
-    op: "CNN operator: forgeries and witness==kernel in tests/test_ops_cnn.py; registry spec pending"
-    for op in ("Conv", "MaxPool", "AvgPool", "IndexMap", "Concat")
-}
+# Operators registered without a spec here yet: the registry-parametrized suites mark them xfail
+# with the reason given. This is a to-do list, not an exemption: it is empty and must stay so
+# (every operator zkml ships is attacked and property-checked through its spec).
+PENDING: dict[str, str] = {}
 
 
 def has_template(op_name: str) -> bool:
@@ -812,8 +831,6 @@ class AvgPoolSpec(RequantOpSpec):
 
 
 SPECS.update({s.name: s for s in (MaxPoolSpec(), AvgPoolSpec())})
-PENDING.pop("MaxPool")
-PENDING.pop("AvgPool")
 
 
 # --------------------------------------------------------------------------- Conv
@@ -884,7 +901,250 @@ class ConvSpec(RequantOpSpec):
 
 
 SPECS.update({s.name: s for s in (ConvSpec(),)})
-PENDING.pop("Conv")
+
+
+# --------------------------------------------------------------------------- IndexMap (Transpose, Pad)
+INDEXMAP_ATTACKS = [
+    "output_not_source",          # out[i] != in[IDX[i]]: +-1, another input element's value, 2^BITS
+    "fill_changed",               # a constant-padded out[i] != FILL: +-1, 0, p-1
+]
+
+
+def _fake_fgraph(shapes: dict, constants: dict | None = None):
+    """The part of an FGraph the ONNX rules read (shapes of activations, folded constants)."""
+    from types import SimpleNamespace
+    return SimpleNamespace(shapes=shapes, constants=constants or {}, opset=13)
+
+
+class IndexMapSpec(OpSpec):
+    """Transpose and Pad (every mode) through their real ONNX rules in zkml/ops/layout.py."""
+    name, template_file = "IndexMap", "layout.circom"
+    attacks = INDEXMAP_ATTACKS
+    attack_cfgs = [
+        dict(kind="Transpose", shape=[1, 2, 3], perm=[0, 2, 1], act_bits=8),
+        dict(kind="Pad", shape=[1, 2, 2], pads=[0, 0, 1, 0, 1, 2], mode="constant", value=0.5, act_bits=8),
+        dict(kind="Pad", shape=[1, 3], pads=[0, 2, 0, 2], mode="reflect", act_bits=4),       # duplicated sources
+        dict(kind="Pad", shape=[1, 4], pads=[0, 1, 0, -2], mode="edge", x=(0.0, 1.0), act_bits=3),  # crop
+    ]
+
+    def build(self, kind="Transpose", shape=(1, 2, 3), perm=None, pads=None, mode="constant", value=None,
+              x=(-1.0, 1.0), act_bits=8, **_):
+        from zkml.ops.layout import pad_rule, transpose_rule
+        shape = list(shape)
+        if kind == "Transpose":
+            node = _onnx_helper.make_node("Transpose", ["x"], ["y"], name="t",
+                                          **({} if perm is None else {"perm": list(perm)}))
+            [f] = transpose_rule(node, _fake_fgraph({"x": shape}), 13)
+        else:
+            consts = {"pads": np.array(pads, dtype=np.int64)}
+            inputs = ["x", "pads"]
+            if value is not None:
+                consts["pv"] = np.array(value, dtype=np.float32)
+                inputs.append("pv")
+            node = _onnx_helper.make_node("Pad", inputs, ["y"], name="p", mode=mode)
+            [f] = pad_rule(node, _fake_fgraph({"x": shape}, consts), 13)
+        cfg = QuantConfig(act_bits=act_bits)
+        ctx = make_ctx({"x": shape, "y": [len(f.attrs["idx"])]}, {"x": x}, cfg, ["x"])
+        try:
+            op, p, ins, out, bd, template, args = build_node("IndexMap", f, ctx)
+        except TypeError:           # circom() returned None: the identity map emits no component
+            raise _NoTemplate("identity IndexMap emits no component") from None
+        return OpCase(self, p, ins, out, bd, template, args)
+
+    def edge_inputs(self, case):
+        n, qmax = case.ins[0].size, case.ins[0].qmax
+        return super().edge_inputs(case) + [{"in": [i % (qmax + 1) for i in range(n)]}]
+
+    def forgeries(self, case, prefix, inputs, out_names):
+        p, bits, xs = case.params, case.ins[0].bits, inputs["in"]
+        uses = collections.Counter(p.idx)
+        res = []
+        for i, src in enumerate(p.idx):
+            names = [f"{prefix}.out[{i}]", *out_names(i)]
+            lie = lambda v, names=names: {n: v % P for n in names}  # noqa: E731
+            fs = []
+            if src >= 0:
+                y = xs[src]
+                regime = "copy" if uses[src] == 1 else "copy of a duplicated source"
+                others = sorted({xs[j] for j in range(len(xs))} - {y})
+                for v, label in [(y + 1, "+1"), (y - 1, "-1"), (1 << bits, "2^BITS")] + \
+                        [(v, f"in[j]={v}") for v in others[:1]]:
+                    fs.append(Forgery("output_not_source", f"out[{i}]{label}", lie(v)))
+            else:
+                regime = "fill"
+                for v, label in ((p.fill + 1, "FILL+1"), (p.fill - 1, "FILL-1"), (0, "0"), (P - 1, "p-1")):
+                    if v % P != p.fill:
+                        fs.append(Forgery("fill_changed", f"out[{i}]={label}", lie(v)))
+            for f in fs:
+                f.instance, f.regime = f"{prefix}.out[{i}]", regime
+            res += fs
+        return res
+
+    def honest_models(self, case, prefix, inputs, out_names):
+        p, xs = case.params, inputs["in"]
+        return [(f"{prefix}.out[{i}]", {n: (xs[src] if src >= 0 else p.fill)
+                                        for n in (f"{prefix}.out[{i}]", *out_names(i))})
+                for i, src in enumerate(p.idx)]
+
+    @staticmethod
+    def param_strategy():
+        @st.composite
+        def strat(draw):
+            r = draw(st.integers(1, 4))
+            shape = [draw(st.integers(1, 3)) for _ in range(r)]
+            common = dict(shape=shape, act_bits=draw(st.sampled_from([1, 2, 3, 4, 8, 12, 16, 20])),
+                          x=draw(st.tuples(st.sampled_from([-3.0, -1.0, -0.1, 0.0]),
+                                           st.sampled_from([0.05, 1.0, 4.0]))))
+            if draw(st.booleans()):
+                return dict(kind="Transpose", perm=draw(st.permutations(range(r))), **common)
+            mode = draw(st.sampled_from(["constant", "edge", "reflect", "wrap"]))
+            # reflect: 0 <= pad < axis; otherwise up to 2, and a crop of 1 where the axis keeps >= 1
+            pads = [draw(st.integers(0, s - 1) if mode == "reflect" else st.integers(-1 if s > 2 else 0, 2))
+                    for s in shape + shape]
+            value = draw(st.sampled_from([None, 0.0, -0.05, 0.5, 3.0])) if mode == "constant" else None
+            return dict(kind="Pad", pads=pads, mode=mode, value=value, **common)
+        return strat()
+
+
+SPECS.update({s.name: s for s in (IndexMapSpec(),)})
+
+
+# --------------------------------------------------------------------------- Concat
+CONCAT_ATTACKS = REQUANT_ATTACKS + [
+    "output_not_source",          # a copied (not requantized) element changed: +-1, 2^BITS
+    "constant_changed",           # a constant element != CV: +-1, p-1
+]
+_CONCAT_PORTS = ("a", "b", "c", "d")
+
+
+class ConcatSpec(OpSpec):
+    """Concat through its real ONNX rule and quantization (zkml/ops/concat.py): each activation
+    input either copied (same scale and zero point as the output) or requantized by one
+    RequantClamp per element (ConcatSegment), constants placed as template constants."""
+    name, template_file = "Concat", "layout.circom"
+    attacks = CONCAT_ATTACKS
+    attack_cfgs = [
+        # two inputs requantized, the output range narrower than both: both clamps act; a constant
+        dict(shapes=[[1, 2], [1, 3]], ranges=[(-1.0, 1.0), (0.0, 4.0)], y=(-0.5, 2.0), const=[[0.7, -0.3]],
+             axis=1),
+        # a copied input (same range as the output) next to a requantized one, duplicated input on axis 0
+        dict(shapes=[[1, 2], [1, 2]], ranges=[(-1.0, 1.0), (0.0, 0.5)], y=(-1.0, 1.0), axis=0, dup=True,
+             act_bits=4),
+        # one input and a constant representable at its scale: Concat1, pure placement
+        dict(shapes=[[2, 2]], ranges=[(-1.0, 1.0)], y=(-1.0, 1.0), const=[[0.25, -0.5]], axis=0),
+    ]
+
+    def build(self, shapes=([1, 2],), ranges=((-1.0, 1.0),), y=(-1.0, 1.0), const=None, axis=0, dup=False,
+              act_bits=8, precision=16, **_):
+        from zkml.ops.concat import concat_rule
+        names = [f"x{k}" for k in range(len(shapes))]
+        consts = {} if const is None else {"k": np.array(const, dtype=np.float64)}
+        order = names + (["k"] if const is not None else []) + (names[:1] if dup else [])
+        node = _onnx_helper.make_node("Concat", order, ["y"], name="cat", axis=axis)
+        shape_of = {n: list(s) for n, s in zip(names, shapes)}
+        [f] = concat_rule(node, _fake_fgraph(shape_of, consts), 13)
+        parts = [np.zeros(shape_of[n] if n in shape_of else consts[n].shape) for n in order]
+        shape_of["y"] = list(np.concatenate(parts, axis=axis).shape)
+        cfg = QuantConfig(act_bits=act_bits, precision=precision)
+        ctx = make_ctx(shape_of, {**dict(zip(names, ranges)), "y": y}, cfg, names)
+        try:
+            op, p, ins, out, bd, template, args = build_node("Concat", f, ctx)
+        except TypeError:           # circom() returned None: a single input copied as it is
+            raise _NoTemplate("identity Concat emits no component") from None
+        return OpCase(self, p, ins, out, bd, template, args)
+
+    def ports(self, case):
+        if len(case.ins) == 1:
+            return {"in": case.ins[0].size}
+        return {p: t.size for p, t in zip(_CONCAT_PORTS, case.ins)}
+
+    def edge_inputs(self, case):
+        ports = self.ports(case)
+        rows = [{p: [v(t)] * n for (p, n), t in zip(ports.items(), case.ins)}
+                for v in (lambda t: 0, lambda t: t.qmax, lambda t: t.zero_point)]
+        rows.append({p: [(i + 3 * k) % (t.qmax + 1) for i in range(n)]
+                     for k, ((p, n), t) in enumerate(zip(ports.items(), case.ins))})
+        return rows
+
+    @staticmethod
+    def _segment(case, prefix: str, k: int) -> str:
+        return f"{prefix}.cat.s{'abcd'[k]}" if len(case.ins) == 1 else f"{prefix}.s{'abcd'[k]}"
+
+    def _elements(self, case, prefix, inputs, out_names):
+        """Per (input k, element j) or constant: (kind, value or N, signal names carrying the output)."""
+        p, c = case.params, case.bounds.circuit
+        xs = list(inputs.values())
+        where: dict = collections.defaultdict(list)
+        for i, (k, j) in enumerate(zip(p.part, p.index)):
+            where[(k, j)].append(i)
+        inner = (lambda i: [f"{prefix}.cat.out[{i}]"]) if len(case.ins) == 1 else (lambda i: [])  # noqa: E731
+        res = []
+        for (k, j), outs in where.items():
+            names = [n for i in outs for n in (f"{prefix}.out[{i}]", *inner(i), *out_names(i))]
+            if k < 0:
+                res.append(("constant", p.const[j], names, outs))
+            elif p.ident[k]:
+                seg = self._segment(case, prefix, k)
+                res.append(("copy", xs[k][j], names + [f"{seg}.out[{j}]"], outs))
+            else:
+                seg = self._segment(case, prefix, k)
+                n = (xs[k][j] - p.zp[k]) * p.mult[k] + (1 << (c["SHIFT"] - 1)) + c["K"] * (1 << c["SHIFT"])
+                res.append(("requant", (f"{seg}.rq[{j}]", n), names + [f"{seg}.out[{j}]"], outs))
+        return res
+
+    def forgeries(self, case, prefix, inputs, out_names):
+        c, bits = case.bounds.circuit, case.out.bits
+        res = []
+        for kind, v, names, outs in self._elements(case, prefix, inputs, out_names):
+            if kind == "requant":
+                res += requant_forgeries(v[0], v[1], c, bits, names)
+                continue
+            lie = lambda x, names=names: {n: x % P for n in names}  # noqa: E731
+            attack = "constant_changed" if kind == "constant" else "output_not_source"
+            lies = [(v + 1, "+1"), (v - 1, "-1"), ((1 << bits) if kind == "copy" else P - 1, "far")]
+            for x, label in lies:
+                res.append(Forgery(attack, f"out{outs}{label}", lie(x), instance=f"{prefix}.out[{outs[0]}]",
+                                   regime=kind))
+        return res
+
+    def honest_models(self, case, prefix, inputs, out_names):
+        c = case.bounds.circuit
+        res = []
+        for kind, v, names, outs in self._elements(case, prefix, inputs, out_names):
+            if kind == "requant":
+                res.append((v[0], requant_honest(v[0], v[1], c, names)))
+            else:
+                res.append((f"{prefix}.out[{outs[0]}]", {n: v for n in names}))
+        return res
+
+    @staticmethod
+    def param_strategy():
+        @st.composite
+        def strat(draw):
+            k = draw(st.integers(1, 3))
+            axis = draw(st.integers(0, 1))
+            other = draw(st.integers(1, 3))
+            shapes = [[draw(st.integers(1, 3)), other] if axis == 0 else [other, draw(st.integers(1, 3))]
+                      for _ in range(k)]
+            rng_ = st.tuples(st.sampled_from([-3.0, -1.0, -0.1, 0.0]), st.sampled_from([0.05, 1.0, 4.0]))
+            ranges = [draw(rng_) for _ in range(k)]
+            if draw(st.booleans()):                 # every input at the output's parameters (copies)
+                ranges = [ranges[0]] * k
+            y = ranges[0] if draw(st.booleans()) else draw(rng_)
+            const = None
+            if k == 1 or draw(st.booleans()):
+                n = draw(st.integers(1, 2))
+                cshape = [n, other] if axis == 0 else [other, n]
+                vals = draw(st.lists(st.sampled_from([-2.0, -0.3, 0.0, 0.1, 0.9, 5.0]),
+                                     min_size=cshape[0] * cshape[1], max_size=cshape[0] * cshape[1]))
+                const = np.array(vals).reshape(cshape).tolist()
+            return dict(shapes=shapes, ranges=ranges, y=y, const=const, axis=axis, dup=draw(st.booleans()),
+                        act_bits=draw(st.sampled_from([2, 3, 4, 8, 12, 16])),
+                        precision=draw(st.sampled_from([8, 16, 24])))
+        return strat()
+
+
+SPECS.update({s.name: s for s in (ConcatSpec(),)})
 
 
 # --------------------------------------------------------------------------- Affine, Sub, ConvTranspose

@@ -40,7 +40,9 @@ SUITES = {
 
 # the circom template(s) each tally kind attacks
 _OP_TEMPLATES = {"Dense": "Dense + RequantClamp", "Add": "AddRequant + RequantClamp", "Relu": "ReluZp",
-                 "UintRange": "UintRange"}
+                 "UintRange": "UintRange", "Conv": "Conv2D + RequantClamp", "MaxPool": "MaxPool2D / MaxWindow",
+                 "AvgPool": "AvgPool2D + RequantClamp", "Clip": "ClampQ", "IndexMap": "IndexMap (Transpose, Pad)",
+                 "Concat": "Concat / ConcatSegment + RequantClamp"}
 _FORGERY_TESTS = [("test_requant_", "RequantClamp"), ("test_relu_", "ReluZp"), ("test_uint_range_", "UintRange"),
                   ("test_model_", "compiled model (Dense + RequantClamp)")]
 _PROPERTY_LINE = re.compile(r"^(?P<what>[\w ./+-]+): (?P<cases>\d+) generated cases over (?P<circuits>\d+) circuits",
