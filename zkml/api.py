@@ -424,10 +424,16 @@ class VerifyResult:
     python: bool | None
     reason: str = ""
     outputs: list | None = None
+    commitments: dict | None = None       # hashed segments: {kind: decimal commitment}
 
 
 def verify(build: str | Path, proof: str | Path | None = None, public: str | Path | None = None,
-           vk: str | Path | None = None, log: Log = _quiet) -> VerifyResult:
+           vk: str | Path | None = None, log: Log = _quiet, claimed_outputs: list | None = None,
+           input_commitment: str | int | None = None) -> VerifyResult:
+    """Check the proof (Python verifier, then snarkjs). Hashed segments are checked too: the
+    output commitment against `claimed_outputs` (default: the `outputs` of prove.json beside the
+    proof), the weights commitment against BUILD/commitments.json, the input commitment against
+    `input_commitment` when given."""
     from . import pyverify
     build = Path(build)
     vk_p = Path(vk) if vk else build / "verification_key.json"
@@ -450,7 +456,53 @@ def verify(build: str | Path, proof: str | Path | None = None, public: str | Pat
     if s != p:
         raise ZkmlError(f"verifiers disagree: snarkjs says {s}, the Python verifier says {p}; please report this")
     outputs = decode_public(build, pub) if p else None
-    return VerifyResult(p, s, p, reason, outputs)
+    if not p:
+        return VerifyResult(p, s, p, reason, outputs)
+    return _check_commitments(build, proof_p, [int(x) for x in pub], claimed_outputs, input_commitment,
+                              VerifyResult(p, s, p, reason, outputs))
+
+
+def _check_commitments(build: Path, proof_p: Path, pub: list[int], claimed: list | None, input_c,
+                       res: VerifyResult) -> VerifyResult:
+    from .visibility import commitment
+    segs = public_segments_of(build)
+    parts = split_public(segs, pub)
+    hashed = {s["kind"]: s for s in segs if s["mode"] == "hashed"}
+    res.commitments = {k: str(parts[k][0]) for k in hashed}
+    if "output" in hashed:
+        seg = hashed["output"]
+        if claimed is None:
+            rec = proof_p.parent / "prove.json"
+            data = _read_json(rec, "give the claimed outputs (--outputs FILE)") if rec.exists() else None
+            if not isinstance(data, dict) or not isinstance(data.get("outputs"), list):
+                raise InputError("the outputs are committed by hash: give the claimed integer output values "
+                                 "(--outputs FILE, a JSON list)")
+            claimed = data["outputs"]
+        sizes = [t["size"] for t in seg["tensors"]]
+        try:
+            vals = [int(v) for v in claimed]
+            ok_shape = len(vals) == sum(sizes) and all(0 <= v < (1 << t["bits"]) for t in seg["tensors"] for v in vals)
+        except (TypeError, ValueError):
+            ok_shape = False
+        if not ok_shape:
+            raise InputError(f"the claimed outputs must be {sum(sizes)} integers within the outputs' bits")
+        split, pos = [], 0
+        for n in sizes:
+            split.append(vals[pos:pos + n])
+            pos += n
+        if commitment(seg["tensors"], split) != parts["output"][0]:
+            return dataclasses.replace(res, valid=False, outputs=None,
+                                       reason="the claimed outputs do not match the proven output commitment")
+        res.outputs = vals
+    if "weights" in hashed and (build / "commitments.json").exists():
+        rec = _read_json(build / "commitments.json", "run `zkml commit`")
+        want = rec.get("weights") if isinstance(rec, dict) else None
+        if want is not None and str(want) != str(parts["weights"][0]):
+            return dataclasses.replace(res, valid=False, reason="the proof was made with weights other than the "
+                                       f"committed ones (commitment {parts['weights'][0]}, published {want})")
+    if input_c is not None and "input" in hashed and str(int(input_c)) != str(parts["input"][0]):
+        return dataclasses.replace(res, valid=False, reason="the proof is about another input than the committed one")
+    return res
 
 
 # --------------------------------------------------------------------------- deploy

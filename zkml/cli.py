@@ -60,14 +60,25 @@ def main():
 @click.option("--per-tensor", is_flag=True, help="One weight scale per tensor instead of per output channel.")
 @click.option("--no-pack-outputs", is_flag=True,
               help="One public input per output value instead of ~253/bits values per field element.")
+@click.option("--input", "vis_input", type=click.Choice(["private", "public", "hashed"]), default="private",
+              show_default=True, help="Input visibility: private witness, public (packed) or a public Poseidon "
+                                      "commitment (docs/PRIVACY.md).")
+@click.option("--weights", "vis_weights", type=click.Choice(["constant", "public", "private", "hashed"]),
+              default="constant", show_default=True,
+              help="constant: baked into the circuit (the verifying key binds them); public / private / hashed: "
+                   "private witness signals, published packed, not at all, or as a Poseidon commitment.")
+@click.option("--output", "vis_output", type=click.Choice(["public", "private", "hashed"]), default="public",
+              show_default=True, help="Output visibility: public (packed), private, or a public Poseidon commitment.")
 @_guard
-def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, no_pack_outputs):
+def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, no_pack_outputs, vis_input, vis_weights,
+                vis_output):
     """Quantize MODEL.onnx, emit the circuit and compile it with circom."""
     from . import api
     from .quantize import QuantConfig
+    from .visibility import Visibility
     t = time.time()
     api.compile(model, out, calibration, QuantConfig(bits, weight_bits, not per_tensor), log=_log,
-                pack_outputs=not no_pack_outputs)
+                pack_outputs=not no_pack_outputs, visibility=Visibility(vis_input, vis_weights, vis_output))
     click.echo(f"compiled into {out}/ in {time.time() - t:.1f} s")
 
 
@@ -186,18 +197,50 @@ def prove_cmd(build, inputs, ptau, prover):
 @click.option("--proof", type=click.Path(dir_okay=False), help="Default: BUILD/proof.json")
 @click.option("--public", type=click.Path(dir_okay=False), help="Default: BUILD/public.json")
 @click.option("--vk", type=click.Path(dir_okay=False), help="Default: BUILD/verification_key.json")
+@click.option("--outputs", "outputs_file", type=click.Path(dir_okay=False),
+              help="Hashed outputs: the claimed integer outputs (JSON list) to check against the proven "
+                   "commitment. Default: the outputs of prove.json beside the proof.")
+@click.option("--input-commitment", help="Hashed input: the published commitment the proof must match.")
 @_guard
-def verify_cmd(build, proof, public, vk):
+def verify_cmd(build, proof, public, vk, outputs_file, input_commitment):
     """Verify the proof with snarkjs and with the independent Python verifier; exit 1 if invalid."""
+    import json
     from . import api
-    r = api.verify(build, proof, public, vk, log=_log)
+    from .errors import InputError
+    claimed = None
+    if outputs_file:
+        try:
+            claimed = json.loads(open(outputs_file).read())
+        except (OSError, ValueError) as e:
+            raise InputError(f"{outputs_file}: not a readable JSON list of integers ({type(e).__name__})") from None
+    if input_commitment is not None and not input_commitment.strip().isdigit():
+        raise InputError("--input-commitment must be a decimal integer (as `zkml commit` prints it)")
+    r = api.verify(build, proof, public, vk, log=_log, claimed_outputs=claimed, input_commitment=input_commitment)
     fmt = lambda v: "n/a" if v is None else str(v).lower()  # noqa: E731
     click.echo(f"snarkjs: {fmt(r.snarkjs)}")
     click.echo(f"python verifier: {fmt(r.python)}")
     if not r.valid:
         click.echo(f"INVALID proof: {r.reason}", err=True)
         sys.exit(1)
+    for kind, c in (r.commitments or {}).items():
+        click.echo(f"{kind} commitment (Poseidon): {c}")
     click.echo(f"valid; proven outputs: {r.outputs}")
+
+
+@main.command("commit")
+@BUILD
+@click.option("--input", "-i", "input_", type=click.Path(dir_okay=False),
+              help="Also the commitment of this float input (for a build compiled with --input hashed).")
+@_guard
+def commit_cmd(build, input_):
+    """Print the Poseidon commitments to publish: the weights' (--weights hashed; also written to
+    BUILD/commitments.json) and an input's (--input hashed)."""
+    from . import api
+    res = api.commitments(build, input_, log=_log)
+    if not res:
+        click.echo("nothing is committed by hash in this build (see `zkml compile --input/--weights/--output`)")
+    for kind, c in res.items():
+        click.echo(f"{kind} commitment (Poseidon): {c}")
 
 
 @main.command("deploy")

@@ -16,6 +16,7 @@ from .ir import Graph, Tensor, verify
 from .ops import REGISTRY
 from .packing import public_layout
 from .toolchain import CIRCUITS_DIR
+from .visibility import Visibility, segments, signal_weight_component, weight_signal, weighted_layers
 
 
 def _ident(name: str) -> str:
@@ -47,24 +48,33 @@ def _ttype(t: Tensor) -> str:
     return f"uint{t.bits}{t.shape}"
 
 
-def emit(graph: Graph, pack_outputs: bool = True) -> str:
+def emit(graph: Graph, pack_outputs: bool = True, visibility: Visibility | None = None) -> str:
+    """main.circom for the graph; `visibility` (zkml/visibility.py) says which tensors are public,
+    private or committed by hash, and whether the weights are constants or signals."""
+    vis = (visibility or Visibility()).check()
     bounds = verify(graph)
     src: dict[str, str] = {graph.inputs[0]: "input_range.out"}
     nodes, consts, includes = [], [], ["range.circom"]
+    signal_w = {k: weight_signal(k) for k, _ in weighted_layers(graph, vis)}
+    if vis.signal_weights:
+        includes.append("dense_w.circom")
+    if "hashed" in (vis.input, vis.weights, vis.output) or "public" in (vis.input, vis.weights):
+        includes.append("commit.circom")
     for k, node in enumerate(graph.nodes):
         op = REGISTRY[node.op]
         ins = [graph.tensors[i] for i in node.inputs]
         out = graph.tensors[node.output]
         var = f"n{k}_{_ident(node.name)}"[:60]
         comment = _safe(f"node '{node.name}': {node.op} <- {', '.join(node.onnx)}; "
-                        f"{' x '.join(_ttype(t) for t in ins)} -> {_ttype(out)}")
-        spec = op.circom(node, ins, out, bounds[node.name])
+                        f"{' x '.join(_ttype(t) for t in ins)} -> {_ttype(out)}"
+                        + (f"; weights from signal {signal_w[k]}" if k in signal_w else ""))
+        spec = signal_weight_component(node, ins, out) if k in signal_w else op.circom(node, ins, out, bounds[node.name])
         if spec is None:
             src[node.output] = src[node.inputs[0]]
             nodes.append(dict(comment=comment, template=None, output=_safe(node.output)))
             continue
         template, args = spec
-        if op.template_file not in includes:
+        if op.template_file not in includes and k not in signal_w:
             includes.append(op.template_file)
         rendered = []
         for pname, a in args:
@@ -76,6 +86,8 @@ def emit(graph: Graph, pack_outputs: bool = True) -> str:
                 rendered.append(f"{_circom_value(a)} /*{pname}*/")
         ports = [("in", src[node.inputs[0]])] if len(ins) == 1 else \
             [(p, src[i]) for p, i in zip(("a", "b", "c", "d"), node.inputs)]
+        if k in signal_w:
+            ports.append(("w", f"{signal_w[k]}_range.out"))
         nodes.append(dict(comment=comment, template=template, var=var, args=", ".join(rendered),
                           ports=ports, output=_safe(node.output)))
         src[node.output] = f"{var}.out"
@@ -86,8 +98,16 @@ def emit(graph: Graph, pack_outputs: bool = True) -> str:
                  scale=graph.tensors[o].scale, zero_point=graph.tensors[o].zero_point,
                  size=graph.tensors[o].size, src=src[o]) for o in graph.outputs]
     outs = [dict(o, **lay) for o, lay in zip(outs, public_layout(outs, pack_outputs))]
+    segs = {s["kind"]: s for s in segments(graph, vis, pack_outputs)}
+    srcs = {"output": [src[o] for o in graph.outputs], "input": ["input_range.out"],
+            "weights": [f"{w}_range.out" for w in signal_w.values()]}
+    for kind, s in segs.items():
+        s["tensors"] = [dict(t, name=_safe(t["name"]), src=x) for t, x in zip(s["tensors"], srcs[kind])]
+    weights = [dict(signal=signal_w[k], name=_safe(n.name), size=n.params.n_in * n.params.n_out, bits=n.params.w_bits)
+               for k, n in weighted_layers(graph, vis)]
     post = graph.meta.get("postprocess")
     return env.get_template("main.circom.j2").render(
+        vis=vis, seg=segs, weights=weights,
         version=__version__, source=_safe(Path(graph.meta.get("source", "?")).name),
         input=dict(name=_safe(tin.name), bits=tin.bits, shape=tin.shape, scale=tin.scale,
                    zero_point=tin.zero_point, size=tin.size),
