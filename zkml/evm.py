@@ -231,6 +231,7 @@ def anvil_node(*args: str, startup_timeout: float = 30.0):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        proc.stderr.close()
 
 
 def chain_description(w3) -> str:
