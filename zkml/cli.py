@@ -60,6 +60,9 @@ def main():
 @click.option("--per-tensor", is_flag=True, help="One weight scale per tensor instead of per output channel.")
 @click.option("--no-pack-outputs", is_flag=True,
               help="One public input per output value instead of ~253/bits values per field element.")
+@click.option("--optimize", type=click.Choice(["auto", "O1", "O2"]), default="auto", show_default=True,
+              help="circom simplification: O2 (fewest constraints, slow on big layers), O1 (~15% more "
+                   "constraints, fast); auto takes O2 up to 20,000 multiply-accumulates.")
 @click.option("--input", "vis_input", type=click.Choice(["private", "public", "hashed"]), default="private",
               show_default=True, help="Input visibility: private witness, public (packed) or a public Poseidon "
                                       "commitment (docs/PRIVACY.md).")
@@ -70,15 +73,16 @@ def main():
 @click.option("--output", "vis_output", type=click.Choice(["public", "private", "hashed"]), default="public",
               show_default=True, help="Output visibility: public (packed), private, or a public Poseidon commitment.")
 @_guard
-def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, no_pack_outputs, vis_input, vis_weights,
-                vis_output):
+def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, no_pack_outputs, optimize,
+                vis_input, vis_weights, vis_output):
     """Quantize MODEL.onnx, emit the circuit and compile it with circom."""
     from . import api
     from .quantize import QuantConfig
     from .visibility import Visibility
     t = time.time()
     api.compile(model, out, calibration, QuantConfig(bits, weight_bits, not per_tensor), log=_log,
-                pack_outputs=not no_pack_outputs, visibility=Visibility(vis_input, vis_weights, vis_output))
+                pack_outputs=not no_pack_outputs, optimize=optimize,
+                visibility=Visibility(vis_input, vis_weights, vis_output))
     click.echo(f"compiled into {out}/ in {time.time() - t:.1f} s")
 
 

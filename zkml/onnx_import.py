@@ -127,9 +127,9 @@ def import_onnx(path: str | Path) -> tuple[FGraph, onnx.ModelProto]:
     """Return the canonical float graph and the normalized ONNX model (for onnxruntime)."""
     model = load_model(path)
     opset = _opset(model)
-    act_grids, weight_grids = {}, {}
+    act_grids, weight_grids, reference = {}, {}, model
     if qdq.is_prequantized(model):        # QDQ / QOperator: keep the model's own grids
-        act_grids, weight_grids = qdq.normalize(model, opset)
+        act_grids, weight_grids, reference = qdq.normalize(model, opset)
         try:
             model = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
         except Exception as e:
@@ -191,7 +191,7 @@ def import_onnx(path: str | Path) -> tuple[FGraph, onnx.ModelProto]:
                 raise ModelError(f"shape inference left the shape of '{t}' (node '{n.name}') unknown")
     _check_softmax(fg)
     _fuse(fg)
-    return fg, model
+    return fg, reference
 
 
 # More values than this in one tensor cannot become a Groth16 circuit on one machine (each value

@@ -194,10 +194,16 @@ def _expand_qoperators(g: _Graph) -> None:
     g.g.node.extend(out)
 
 
-def normalize(model: onnx.ModelProto, opset: int) -> tuple[dict[str, Grid], dict[str, WeightGrid]]:
-    """Rewrite `model` in place (see the module docstring); return (activation, weight) hints."""
+def normalize(model: onnx.ModelProto, opset: int) -> tuple[dict[str, Grid], dict[str, WeightGrid],
+                                                           onnx.ModelProto]:
+    """Rewrite `model` in place (see the module docstring); return the (activation, weight) hints
+    and the reference model for onnxruntime: the QDQ form with every Q/DQ pair kept (the
+    pairs clamp: a quantizer fuses a Relu into a zero point of 0, so the float graph without
+    them is not the model), holding every tensor name the float graph uses."""
     g = _Graph(model, opset)
     _expand_qoperators(g)
+    reference = onnx.ModelProto()
+    reference.CopyFrom(model)
     acts: dict[str, Grid] = {}
     weights: dict[str, WeightGrid] = {}
     graph_outputs = {o.name for o in g.g.output}
@@ -273,4 +279,4 @@ def normalize(model: onnx.ModelProto, opset: int) -> tuple[dict[str, Grid], dict
     keep_vi = [v for v in g.g.value_info if v.name in live]
     del g.g.value_info[:]
     g.g.value_info.extend(keep_vi)
-    return acts, weights
+    return acts, weights, reference
