@@ -50,7 +50,8 @@ def main(argv=None) -> int:
         rpc = a.rpc
         if not rpc and not a.embedded:
             rpc = stack.enter_context(evm.anvil_node("--enable-tx-gas-limit"))
-        where = "embedded py-evm" if a.embedded else rpc
+        where = ("embedded py-evm" if a.embedded else
+                 "a fresh anvil from node_modules, --enable-tx-gas-limit" if not a.rpc else a.rpc)
         rows = []
         for n in sizes:
             for pack in (True, False):
