@@ -109,6 +109,28 @@ def _fmt(v):
     return "[" + ", ".join(f"{x:.5g}" for x in v) + "]"
 
 
+@main.command("inspect")
+@BUILD
+@click.option("--samples", type=click.Path(dir_okay=False),
+              help="Float inputs (.npy/.npz/.json) for the error column; default: the calibration file.")
+@click.option("--max-samples", default=64, show_default=True, help="Use at most this many samples.")
+@click.option("--png", type=click.Path(dir_okay=False), help="Bar chart path (default BUILD/inspect.png).")
+@click.option("--no-reference", is_flag=True, help="Skip the onnxruntime comparison.")
+@_guard
+def inspect_cmd(build, samples, max_samples, png, no_reference):
+    """Per-node table: op, shapes, bits, constraints, max error vs onnxruntime; PNG chart."""
+    import json as _json
+    from pathlib import Path
+    from . import inspect_build as ib
+    rows, summary = ib.inspect(build, samples, max_samples, reference=not no_reference)
+    click.echo(ib.table(rows, summary))
+    if summary.get("samples"):
+        click.echo(f"\nmax error: dequantized integer output vs onnxruntime float, over {summary['samples']}")
+    (Path(build) / "inspect.json").write_text(_json.dumps(ib.to_json(rows, summary), indent=2))
+    out = ib.chart(rows, summary, Path(png) if png else Path(build) / "inspect.png")
+    click.echo(f"chart: {out}   table: {Path(build) / 'inspect.json'}")
+
+
 class _DefaultGroup(click.Group):
     """`zkml setup DIR` runs the default subcommand; `zkml setup contribute DIR` the named one."""
 
