@@ -285,6 +285,10 @@ def test_private_key_account_signs_locally(valid):
     assert tx["from"] == Account.from_key(key).address
     with pytest.raises(InputError, match="private key"):
         evm.connect(None, private_key="0x1234")
+    n_tx = len(w3k.eth.get_block("latest")["transactions"]), w3k.eth.block_number
+    with pytest.raises(InputError, match="2 public inputs given"):
+        evm.deploy_and_verify(valid[0], valid[1], valid[2][:2], w3=w3k)
+    assert (len(w3k.eth.get_block("latest")["transactions"]), w3k.eth.block_number) == n_tx  # nothing sent
 
 
 # --------------------------------------------------------------------------- wide models on a real node

@@ -540,6 +540,8 @@ def deploy_and_verify(vk: dict, proof: dict, public: list, *, name: str, setup_n
              force_split=force_split, points_per_key=points_per_key, max_chunk=max_chunk, log=log)
     for line in p.describe():
         log(line)
+    if len(evm.proof_to_calldata(proof, public)[3]) != p.n_public:   # refuse before spending gas
+        raise InputError(f"{len(public)} public inputs given, the verification key has {p.n_public}")
     log(f"deploying to {chain} ...")
     dep = deploy_plan(w3, p, sender=sender, log=log)
     log("verifying on-chain ...")
