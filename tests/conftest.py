@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from zkml import evm, toolchain
+from zkml import evm
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MODELS = Path(os.environ.get("ZKML_SHARED_MODELS", ROOT.parent / "shared" / "models"))
@@ -95,28 +93,6 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def anvil():
-    port = free_port()
-    proc = subprocess.Popen([str(toolchain.anvil_path()), "--host", "127.0.0.1", "--port", str(port),
-                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"anvil exited with {proc.returncode}: {proc.stderr.read().decode()[-500:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.time() > deadline:
-                    pytest.fail("anvil did not start listening within 30 s")
-                time.sleep(0.1)
-        evm.connect(url)  # answers JSON-RPC
+    """A real node: anvil from node_modules on a free loopback port, for the whole session."""
+    with evm.anvil_node() as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -155,3 +155,26 @@ def run_case(case, tmp: Path, cfg: QuantConfig | None = None) -> CaseResult:
     if worst > tol:
         res.status, res.reason = "failed", f"worst error {worst:.3f} LSB > {tol} LSB"
     return res
+
+
+# ------------------------------------------------------------------ reporting (shared by the op suites)
+def status_of(r) -> str:
+    """A CaseResult's status, or "not run" for a (status, name, reason) tuple a suite kept out."""
+    return r[0] if isinstance(r, tuple) else r.status
+
+
+def summary_line(op: str, results) -> str:
+    import collections
+    c = collections.Counter(status_of(r) for r in results)
+    not_run = f"{c['not run']:3d} not run " if c["not run"] else ""
+    return (f"{op:18s} {len(results):3d} cases: {c['passed']:3d} passed {c['skipped']:3d} skipped "
+            f"{not_run}{c['failed']:3d} failed")
+
+
+def case_line(r) -> str:
+    if isinstance(r, tuple):
+        return f"    not run {r[1]}: {r[2]}"
+    extra = "" if r.status != "passed" else \
+        f"{r.worst_lsb:.3f}/{r.tol_lsb} LSB" + ("" if r.exact_lsb is None else
+                                                f", exact {r.exact_lsb:.3f}/{r.exact_tol} LSB")
+    return f"    {r.status:7s} {r.name} {extra}{r.reason}{'  [' + '; '.join(r.fixes) + ']' if r.fixes else ''}"

@@ -36,9 +36,9 @@ import zkml_runtime as rt
 from circuit_harness import (O2, P, assert_accepted, assert_rejected, bits, compile_circuit,
                              no_assignment_satisfies)
 from conftest import SHARED_MODELS, const, make_model, shared_model, vinfo
-from onnx_conformance import node_cases, run_case
+from onnx_conformance import node_cases, run_case, summary_line
 from test_forgery import honest_model_matches
-from test_ops_cnn import _line, check_combined, combined_circuit, op_model, quantized, template_nodes, worst_lsb
+from test_ops_cnn import check_combined, combined_circuit, op_model, quantized, template_nodes, worst_lsb
 from zkml import api
 from zkml.errors import UnsupportedOpError
 from zkml.inputs import load_input
@@ -147,7 +147,7 @@ def conformance(tmp_path_factory):
 def test_onnx_conformance(conformance, op):
     results = conformance[op]
     assert results, f"onnx ships no single-node conformance case for {op}"
-    print("\n" + _line(op, results))
+    print("\n" + summary_line(op, results))
     for r in results:
         extra = "" if r.status != "passed" else \
             f"{r.worst_lsb:.3f}/{r.tol_lsb} LSB, exact {r.exact_lsb:.3f}/{r.exact_tol} LSB"

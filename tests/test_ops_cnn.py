@@ -32,7 +32,7 @@ import zkml_runtime as rt
 from circuit_harness import (O1, O2, P, assert_accepted, assert_rejected, compile_circuit,
                              no_assignment_satisfies)
 from conftest import SHARED_MODELS, const, shared_model, vinfo
-from onnx_conformance import node_cases, run_case
+from onnx_conformance import case_line, node_cases, run_case, summary_line
 from test_forgery import check_covers, honest_model_matches, less_than, requant_model
 from zkml import api
 from zkml.emit import _circom_value
@@ -179,22 +179,13 @@ def conformance(tmp_path_factory):
     return {op: [run_case(c, tmp) for c in node_cases(op)] for op in CONFORMANCE_OPS}
 
 
-def _line(op, results) -> str:
-    c = collections.Counter(r.status for r in results)
-    return (f"{op:18s} {len(results):3d} cases: {c['passed']:3d} passed {c['skipped']:3d} skipped "
-            f"{c['failed']:3d} failed")
-
-
 @pytest.mark.parametrize("op", CONFORMANCE_OPS)
 def test_onnx_conformance(conformance, op):
     results = conformance[op]
     assert results, f"onnx ships no single-node conformance case for {op}"
-    print("\n" + _line(op, results))
+    print("\n" + summary_line(op, results))
     for r in results:
-        extra = "" if r.status != "passed" else \
-            f"{r.worst_lsb:.3f}/{r.tol_lsb} LSB" + ("" if r.exact_lsb is None else
-                                                    f", exact {r.exact_lsb:.3f}/{r.exact_tol} LSB")
-        print(f"    {r.status:7s} {r.name} {extra}{r.reason}{'  [' + '; '.join(r.fixes) + ']' if r.fixes else ''}")
+        print(case_line(r))
     failed = [(r.name, r.reason) for r in results if r.status == "failed"]
     assert not failed, failed
     for r in results:
@@ -209,7 +200,7 @@ def test_onnx_conformance_summary(conformance):
     print("\nONNX conformance (single-node cases of onnx.backend.test.case.node):")
     total = collections.Counter()
     for op in CONFORMANCE_OPS:
-        print("  " + _line(op, conformance[op]))
+        print("  " + summary_line(op, conformance[op]))
         total.update(r.status for r in conformance[op])
     print(f"  {'total':18s} {sum(total.values()):3d} cases: {total['passed']:3d} passed {total['skipped']:3d} "
           f"skipped {total['failed']:3d} failed")

@@ -34,7 +34,7 @@ from onnx import TensorProto, helper, numpy_helper
 import zkml_runtime as rt
 from circuit_harness import O2, P, assert_accepted, assert_rejected, compile_circuit
 from conftest import SHARED_MODELS, const, shared_model
-from onnx_conformance import REQUANTIZING, node_cases, run_case
+from onnx_conformance import REQUANTIZING, case_line, node_cases, run_case, status_of, summary_line
 from op_zoo import SPECS, stack_inputs
 from test_forgery import requant_model
 from test_ops_cnn import check_combined, edge_inputs, op_model, quantized, template_nodes, worst_lsb
@@ -88,29 +88,15 @@ def conformance(tmp_path_factory):
     return out
 
 
-def _status(r):
-    return r[0] if isinstance(r, tuple) else r.status
-
-
-def _line(op, results) -> str:
-    c = collections.Counter(_status(r) for r in results)
-    return (f"{op:14s} {len(results):3d} cases: {c['passed']:3d} passed {c['skipped']:3d} skipped "
-            f"{c['not run']:3d} not run {c['failed']:3d} failed")
 
 
 @pytest.mark.parametrize("op", CONFORMANCE_OPS)
 def test_onnx_conformance(conformance, op):
     results = conformance[op]
     assert results, f"onnx ships no single-node conformance case for {op}"
-    print("\n" + _line(op, results))
+    print("\n" + summary_line(op, results))
     for r in results:
-        if isinstance(r, tuple):
-            print(f"    not run {r[1]}: {r[2]}")
-            continue
-        extra = "" if r.status != "passed" else \
-            f"{r.worst_lsb:.3f}/{r.tol_lsb} LSB" + ("" if r.exact_lsb is None else
-                                                    f", exact {r.exact_lsb:.3f}/{r.exact_tol} LSB")
-        print(f"    {r.status:7s} {r.name} {extra}{r.reason}{'  [' + '; '.join(r.fixes) + ']' if r.fixes else ''}")
+        print(case_line(r))
     runs = [r for r in results if not isinstance(r, tuple)]
     failed = [(r.name, r.reason) for r in runs if r.status == "failed"]
     assert not failed, failed
@@ -127,8 +113,8 @@ def test_onnx_conformance_summary(conformance):
     print("\nONNX conformance (single-node cases of onnx.backend.test.case.node):")
     total = collections.Counter()
     for op in CONFORMANCE_OPS:
-        print("  " + _line(op, conformance[op]))
-        total.update(_status(r) for r in conformance[op])
+        print("  " + summary_line(op, conformance[op]))
+        total.update(status_of(r) for r in conformance[op])
     print(f"  {'total':14s} {sum(total.values()):3d} cases: {total['passed']:3d} passed {total['skipped']:3d} "
           f"skipped {total['not run']:3d} not run {total['failed']:3d} failed")
     assert total["failed"] == 0 and total["passed"] >= 70
