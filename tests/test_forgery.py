@@ -26,13 +26,14 @@ The tests are cited by name in docs/SOUNDNESS.md.
 """
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from circuit_harness import (REQUANT_MAIN, O1, O2, P, Circuit, assert_accepted, assert_rejected, bits, compile_circuit,
-                             no_assignment_satisfies, r1cs_of, read_sym, snarkjs_check)
+                             no_assignment_satisfies, r1cs_of, read_sym, snarkjs_check, tally)
 from zkml.ops._requant import requant_args, requant_bounds, requant_kernel
 
 INV = lambda x: pow(x, -1, P)  # noqa: E731  field inverse
@@ -70,7 +71,8 @@ def requant_model(prefix: str, n_in: int, c: dict, q: int, *, above: int | None 
     r = n_in - q * (1 << S)
     m = {f"{prefix}.in": n_in, f"{prefix}.q": q, f"{prefix}.r": r}
     num2bits(m, f"{prefix}.rBits", r, S)
-    num2bits(m, f"{prefix}.qBits", q, QB)
+    if not (c["CLAMP_LO"] or c["CLAMP_HI"]):    # with a clamp, its comparator bounds q instead
+        num2bits(m, f"{prefix}.qBits", q, QB)
     upper = q
     if c["CLAMP_HI"]:
         a = less_than(m, f"{prefix}.above", c["HI"], q, QB, above)
@@ -105,6 +107,54 @@ def bit_names(circuit: Circuit, *prefixes: str) -> list[str]:
     return [s for p in prefixes for s in circuit.names(p) if ".out[" in s]
 
 
+def unsatisfiable_bit_groups(circuit: Circuit, values: list[int], groups: dict[str, list[str]],
+                             limit: int = 1 << 16) -> set[str]:
+    """Exhaustive check of the attacker's remaining choices, one bit decomposition at a time.
+
+    `groups` maps a name (e.g. "rBits", "above") to the bits of one decomposition. Every other
+    signal keeps its value in `values`. The constraints the surviving bits of two groups appear
+    in must be disjoint; this is checked. The witness can then be completed iff every group can
+    be completed on its own and the constraints touching no group hold.
+
+    Returns the groups for which no 0/1 assignment of their bits satisfies the constraints they
+    appear in (every assignment is tried with the Python evaluator), plus "untouched" if a
+    constraint touching no group fails. A non-empty result means no choice of all the bits
+    satisfies the R1CS, and it names what catches the attack. This keeps the enumeration
+    complete where the product over all groups (2^20 for two clamps) is too large to try."""
+    r = r1cs_of(circuit)
+    p = r.prime
+    wires = {g: [circuit.index(n) for n in names if circuit.survives(n)] for g, names in groups.items()}
+    touched = {g: {i for w in ws for i in r.constraints_of(w)} for g, ws in wires.items()}
+    seen: set[int] = set()
+    for g in touched:
+        assert not touched[g] & seen, f"group {g} shares constraints with another group: enumerate them together"
+        seen |= touched[g]
+    out = {"untouched"} if any(i not in seen for i in r.unsatisfied(values)) else set()
+    v = list(values)
+    for g, idx in wires.items():
+        assert 2 ** len(idx) <= limit, f"2^{len(idx)} assignments of {g} is too many"
+        cons = [r.constraints[i] for i in sorted(touched[g])]
+        ok = False
+        for choice in itertools.product((0, 1), repeat=len(idx)):
+            for w, x in zip(idx, choice):
+                v[w] = x
+            if all((r._eval(a, v) * r._eval(b, v) - r._eval(c, v)) % p == 0 for a, b, c in cons):
+                ok = True
+                break
+        for w in idx:
+            v[w] = values[w]
+        if not ok:
+            out.add(g)
+            tally("exhaustive bit assignments (Python R1CS)", 2 ** len(idx))
+    return out
+
+
+def requant_bit_groups(circuit: Circuit, prefix: str) -> dict[str, list[str]]:
+    """The bit decompositions of one RequantClamp: rBits, and qBits or the comparators' n2b."""
+    groups = {g: bit_names(circuit, f"{prefix}.{g}.") for g in ("rBits", "qBits", "above", "below")}
+    return {g: names for g, names in groups.items() if names}
+
+
 # =========================================================================== RequantClamp
 
 # Parameters from the real bound rule: acc in [-600, 600], shift 4, zp 5, relu-fused (lo = zp),
@@ -126,13 +176,14 @@ INSTANCES = {
 
 
 class RequantSetup:
-    def __init__(self, params: dict, flags: list):
+    def __init__(self, params: dict, flags: list, instances: dict = INSTANCES):
         self.params = params
         b = requant_bounds(params["amin"], params["amax"], params["shift"], params["zp"], params["lo"],
                            params["bits"])
         self.c = c = b.circuit
-        self.names = list(INSTANCES)
-        accs = [INSTANCES[k] for k in self.names]
+        self.names = list(instances)
+        accs = [instances[k] for k in self.names]
+        assert all(params["amin"] <= a <= params["amax"] for a in accs)
         self.accs = accs
         self.n = [a + (1 << (c["SHIFT"] - 1)) + c["K"] * (1 << c["SHIFT"]) for a in accs]
         args = ", ".join(str(v) for _, v in requant_args(b))
@@ -142,6 +193,9 @@ class RequantSetup:
                               params["bits"])
         got = [self.circuit.value(self.w, f"main.out[{i}]") for i in range(len(accs))]
         assert got == [int(v) for v in want]
+        # and the definition itself (round half up, add zp, clamp to [lo, 2^bits - 1]), in Python integers
+        sh, top = params["shift"], (1 << params["bits"]) - 1
+        assert got == [min(max((a + (1 << (sh - 1))) // (1 << sh) + params["zp"], params["lo"]), top) for a in accs]
 
     def inst(self, name: str) -> tuple[int, str, int, int]:
         """(index, component prefix, N, honest q)"""
@@ -196,31 +250,36 @@ def test_snarkjs_cli_and_persistent_checker_agree(rq):
     assert snarkjs_check(rq.circuit.r1cs, rq.w) is None
 
 
-def _rq_bits(s: RequantSetup, prefix: str) -> list[str]:
-    return bit_names(s.circuit, f"{prefix}.rBits.", f"{prefix}.qBits.")
+def _rq_unsat(s: RequantSetup, prefix: str, bad: list[int]) -> set[str]:
+    """Every choice of every bit of the instance (rBits, and the comparators' n2b or qBits),
+    tried group by group (unsatisfiable_bit_groups): the decompositions no choice completes."""
+    unsat = unsatisfiable_bit_groups(s.circuit, bad, requant_bit_groups(s.circuit, prefix))
+    assert unsat, "some choice of the instance's bits satisfies the R1CS"
+    return unsat
 
 
 @pytest.mark.parametrize("inst", ["inside", "inside_r_max", "clamped_high", "at_hi"])
 def test_requant_forged_quotient_plus_one_remainder_minus_2shift(rq, inst):
-    """Attacker: q+1 and r - 2^SHIFT (so in === q*2^S + r still holds in the field), q's bits,
-    comparators, clamped output and public output recomputed from q+1. r - 2^S < 0 is the field
-    element p - (2^S - r): no S bits sum to it. Caught by the remainder's Num2Bits (rBits)."""
+    """Attacker: q+1 and r - 2^SHIFT (so in === q*2^S + r still holds in the field), comparators,
+    clamped output and public output recomputed from q+1. r - 2^S < 0 is the field element
+    p - (2^S - r): no S bits sum to it. Caught by the remainder's Num2Bits (rBits) alone: q+1 is
+    inside both comparators' windows, so their decompositions can be completed."""
     _, prefix, n, q = rq.inst(inst)
     bad = rq.forge(inst, q=q + 1)
     assert_rejected(rq.circuit, bad, caught_in="rBits")
-    assert no_assignment_satisfies(rq.circuit, bad, _rq_bits(rq, prefix))
+    assert _rq_unsat(rq, prefix, bad) == {"rBits"}
 
 
 @pytest.mark.parametrize("inst", ["inside", "at_lo", "q_zero_clamped_low", "clamped_low"])
 def test_requant_forged_quotient_minus_one_remainder_plus_2shift(rq, inst):
     """Attacker: q-1 and r + 2^SHIFT >= 2^SHIFT (q = 0 becomes p - 1). Caught by rBits (r needs
-    SHIFT+1 bits); for q = 0 also by qBits."""
+    SHIFT+1 bits), and only by rBits: for q = 0, q' = p - 1 reads as -1, which lies inside the
+    window [LO - 2^QBITS, LO + 2^QBITS) the `below` comparator allows (and the `above` one's),
+    so it is the remainder's range check that rules it out (docs/SOUNDNESS.md)."""
     _, prefix, n, q = rq.inst(inst)
     bad = rq.forge(inst, q=q - 1)
-    caught = assert_rejected(rq.circuit, bad, caught_in="rBits")
-    if q == 0:
-        assert any("qBits" in s for s in caught)
-    assert no_assignment_satisfies(rq.circuit, bad, _rq_bits(rq, prefix))
+    assert_rejected(rq.circuit, bad, caught_in="rBits")
+    assert _rq_unsat(rq, prefix, bad) == {"rBits"}
 
 
 @pytest.mark.parametrize("j", [2, 5, "all"])
@@ -231,38 +290,38 @@ def test_requant_forged_remainder_at_least_2shift(rq, j):
     j = q if j == "all" else j
     bad = rq.forge("clamped_high", q=q - j)
     assert_rejected(rq.circuit, bad, caught_in="rBits")
-    assert no_assignment_satisfies(rq.circuit, bad, _rq_bits(rq, prefix))
+    assert _rq_unsat(rq, prefix, bad) == {"rBits"}
 
 
 @pytest.mark.parametrize("k", [1, 7, 1 << 40, 1 << 200])
 def test_requant_forged_field_negative_remainder(rq, k):
     """Attacker: r = p - k (i.e. -k) and q = (in + k) / 2^SHIFT computed in the field, so the
-    linear equation holds exactly; q is then a huge field element (2^S does not divide in + k)
-    or out of [0, 2^QBITS). Caught by rBits and qBits."""
+    linear equation holds exactly; q is then a huge field element (2^S does not divide in + k).
+    Caught by rBits and by each clamp comparator's decomposition of LO/HI + 2^QBITS - q."""
     _, prefix, n, q = rq.inst("inside")
     qf = (n + k) * INV(1 << rq.c["SHIFT"]) % P
     bad = rq.forge("inside", q=qf)
     assert (qf * (1 << rq.c["SHIFT"]) + (P - k)) % P == n
-    assert_rejected(rq.circuit, bad, caught_in=("rBits", "qBits"))
-    assert no_assignment_satisfies(rq.circuit, bad, _rq_bits(rq, prefix))
+    assert_rejected(rq.circuit, bad, caught_in=("rBits", "above.", "below."))
+    assert _rq_unsat(rq, prefix, bad) == {"rBits", "above", "below"}
 
 
 def test_requant_every_other_in_range_remainder_forces_quotient_out_of_range(rq):
     """Attacker: any other remainder r' in [0, 2^SHIFT) (r' != r), q' = (in - r') / 2^S in the
-    field. All 2^S - 1 choices are enumerated; each is rejected (snarkjs checks the first, the
-    Python evaluator all, over every choice of r's and q's bits). Caught by qBits: q' >= 2^QBITS."""
+    field. All 2^S - 1 choices are enumerated; each is rejected (snarkjs and the Python evaluator
+    on each, every choice of the bits tried). q' is a huge field element, outside the window of
+    each comparator: caught by the `above` and by the `below` decomposition, each on its own."""
     _, prefix, n, q = rq.inst("inside")
     S = rq.c["SHIFT"]
     r_honest = n % (1 << S)
     others = [r for r in range(1 << S) if r != r_honest]
-    for t, r in enumerate(others):
+    for r in others:
         qf = (n - r) * INV(1 << S) % P
-        assert qf >= 1 << rq.c["QBITS"]
+        assert (1 << (rq.c["QBITS"] + 1)) <= qf <= P - (1 << (rq.c["QBITS"] + 1))
         bad = rq.forge("inside", q=qf)
-        if t == 0:
-            assert_rejected(rq.circuit, bad, caught_in="qBits")
-        assert r1cs_of(rq.circuit).unsatisfied(bad)
-        assert no_assignment_satisfies(rq.circuit, bad, bit_names(rq.circuit, f"{prefix}.qBits."))
+        names = assert_rejected(rq.circuit, bad, caught_in=("above.", "below."))
+        assert any(".above." in x for x in names) and any(".below." in x for x in names)
+        assert _rq_unsat(rq, prefix, bad) == {"above", "below"}
 
 
 @pytest.mark.parametrize("delta", [+1, -1])
@@ -294,18 +353,149 @@ def test_requant_forged_comparator_flipped(rq, comparator, inst):
     assert no_assignment_satisfies(rq.circuit, bad, bit_names(rq.circuit, f"{prefix}.{comparator}.n2b."))
 
 
-@pytest.mark.parametrize("attack", ["q_plus_one", "q_minus_one", "out_plus_one"])
+@pytest.mark.parametrize("attack", ["q_plus_one", "q_minus_one", "other_remainder", "out_plus_one"])
 def test_requant_without_clamps_forgeries_rejected(attack):
-    """CLAMP_LO = CLAMP_HI = 0 (out <== q - OFF, no comparator), --O2: the same hint forgeries
-    are caught by rBits; the output forgery by the output constraint."""
+    """CLAMP_LO = CLAMP_HI = 0 (out <== q - OFF, no comparator), --O2: the quotient keeps its
+    Num2Bits (qBits). q +- 1 is caught by rBits; another remainder r' (q' = (in - r')/2^S in the
+    field) by qBits; the output forgery by the output constraint. The group-by-group enumeration
+    agrees with the joint one over all of the instance's bits (small enough here to try)."""
     s = setup_for("none", "O2")
     assert (s.c["CLAMP_LO"], s.c["CLAMP_HI"]) == (0, 0)
     _, prefix, n, q = s.inst("inside")
-    kw = {"q_plus_one": dict(q=q + 1), "q_minus_one": dict(q=q - 1), "out_plus_one": dict(out_delta=1)}[attack]
+    r2 = (n + 1) % (1 << s.c["SHIFT"])
+    kw = {"q_plus_one": dict(q=q + 1), "q_minus_one": dict(q=q - 1), "out_plus_one": dict(out_delta=1),
+          "other_remainder": dict(q=(n - r2) * INV(1 << s.c["SHIFT"]) % P)}[attack]
     bad = s.forge("inside", **kw)
-    assert_rejected(s.circuit, bad, caught_in="main.out" if attack == "out_plus_one" else "rBits")
+    want = {"out_plus_one": "main.out", "other_remainder": "qBits"}.get(attack, "rBits")
+    assert_rejected(s.circuit, bad, caught_in=want)
     if attack != "out_plus_one":
-        assert no_assignment_satisfies(s.circuit, bad, _rq_bits(s, prefix))
+        assert _rq_unsat(s, prefix, bad) == {want}
+        assert no_assignment_satisfies(s.circuit, bad, bit_names(s.circuit, f"{prefix}.rBits.", f"{prefix}.qBits."))
+
+
+# ------------------------------------------------- the quotient bounded by a clamp comparator alone
+# One parameter set per clamp mode, from the real bound rule (checked below), SHIFT = 4 so that
+# every remainder can be enumerated: (params, accumulator values of the instances).
+CLAMP_MODES = {
+    # acc in [0, 600], zp 0, uint4: q in [0, 38], LO = 0 never crossed, HI = 15 -> CLAMP_HI only
+    "hi": (dict(amin=0, amax=600, shift=4, zp=0, lo=0, bits=4), (1, 0)),
+    # acc in [-600, 100], relu-fused (lo = zp = 5), uint8: q in [0, 43], LO = 37, HI = 287 -> CLAMP_LO only
+    "lo": (dict(amin=-600, amax=100, shift=4, zp=5, lo=5, bits=8), (0, 1)),
+    "both": (CLAMP_BOTH, (1, 1)),
+    # acc in [-200, 200], zp 100, uint8: q in [88, 113], OFF = 0 -> no clamp
+    "none": (dict(amin=-200, amax=200, shift=4, zp=100, lo=0, bits=8), (0, 0)),
+}
+
+
+def _mode_setup(mode: str, opt: str) -> RequantSetup:
+    key = ("mode", mode, opt)
+    if key not in _setups:
+        params, (hi, lo) = CLAMP_MODES[mode]
+        a, z = params["amin"], params["amax"]
+        accs = {"amin": a, "low": a + (z - a) // 5 + 3, "mid": (a + z) // 2 + 9, "high": z - (z - a) // 7, "amax": z}
+        s = RequantSetup(params, {"O1": O1, "O2": O2}[opt], accs)
+        assert (s.c["CLAMP_HI"], s.c["CLAMP_LO"]) == (hi, lo)
+        assert_accepted(s.circuit, s.w)
+        _setups[key] = s
+    return _setups[key]
+
+
+@pytest.mark.parametrize("opt", ["O1", "O2"])
+@pytest.mark.parametrize("mode", list(CLAMP_MODES))
+def test_requant_every_other_quotient_remainder_pair_rejected(mode, opt):
+    """The claim of circuits/requant.circom: with a clamp comparator present, the quotient needs no
+    Num2Bits of its own. For each clamp mode (HI only, LO only, both; none keeps qBits), on --O1
+    and --O2, for every instance and every remainder r' in [0, 2^SHIFT): q' = (in - r') / 2^SHIFT in
+    the field is the only quotient that keeps `in === q*2^SHIFT + r` with r' in range. r' = r gives
+    the honest witness back; every other r' is rejected by snarkjs and the Python evaluator, and
+    the decomposition of EACH comparator present (or qBits without a clamp) cannot be completed
+    by any choice of its bits, whatever the attacker claims as that comparator's output (upper,
+    out and the public output recomputed from the claim). rBits is satisfiable: it is the
+    comparator alone that rules q' out."""
+    s = _mode_setup(mode, opt)
+    S, c = s.c["SHIFT"], s.c
+    present = [g for g, on in (("above", c["CLAMP_HI"]), ("below", c["CLAMP_LO"])) if on] or ["qBits"]
+    assert any(".qBits." in x for x in s.circuit.sym) == (mode == "none")
+    claims = [dict(zip([g for g in present if g != "qBits"], bs))
+              for bs in itertools.product((0, 1), repeat=len([g for g in present if g != "qBits"]))]
+    rejected = 0
+    for name in s.names:
+        _, prefix, n, q = s.inst(name)
+        for r2 in range(1 << S):
+            q2 = (n - r2) * INV(1 << S) % P
+            if r2 == n % (1 << S):
+                assert q2 == q and s.forge(name, q=q2) == s.w
+                continue
+            bad = s.forge(name, q=q2)
+            names = assert_rejected(s.circuit, bad, caught_in=tuple(f".{g}." for g in present))
+            assert all(any(f".{g}." in x for x in names) for g in present), (present, sorted(names))
+            assert _rq_unsat(s, prefix, bad) == set(present)
+            for claim in claims:            # every output the comparators could claim
+                bad = s.forge(name, q=q2, **claim)
+                assert r1cs_of(s.circuit).unsatisfied(bad)
+                assert set(present) <= _rq_unsat(s, prefix, bad)
+            rejected += 1
+    assert rejected == len(s.names) * ((1 << S) - 1)
+
+
+# SHIFT + QBITS = 252 (the largest the bound analysis allows): q's window edges, read from
+# circomlib's LessThan(QBITS) = Num2Bits(QBITS+1) of in[0] + 2^QBITS - in[1]:
+#     above (HI, q):  q~ in [HI - 2^QBITS + 1, HI + 2^QBITS]
+#     below (q, LO):  q~ in [LO - 2^QBITS, LO + 2^QBITS - 1]
+WIDE_MODES = {
+    # acc in [0, 2^251], uint4: q in [0, 128], QBITS = 8, HI = 15 -> CLAMP_HI only
+    "hi": dict(amin=0, amax=1 << 251, shift=244, zp=0, lo=0, bits=4),
+    # acc in [-2^251, 2^251 - 2^244], uint8: K = 128, q in [0, 255], LO = 128 -> CLAMP_LO only
+    "lo": dict(amin=-(1 << 251), amax=(1 << 251) - (1 << 244), shift=244, zp=0, lo=0, bits=8),
+    "both_small": CLAMP_BOTH,
+}
+
+
+@pytest.mark.parametrize("opt", ["O1", "O2"])
+@pytest.mark.parametrize("mode", list(WIDE_MODES))
+def test_requant_comparator_window_edges(mode, opt):
+    """The soundness argument's bound, at its edges: a comparator alone lets q~ range over its
+    window (above), 2^(QBITS+1) values; the attacker takes q' at each edge of the window and
+    r' = in - q'*2^SHIFT. Inside the window the comparator's decomposition is satisfiable (the
+    window is exactly as wide as the argument says) and the remainder's range check rejects r'
+    (snarkjs + Python; with SHIFT = 4 also every choice of r's bits); one step outside, the
+    comparator itself rejects. Includes SHIFT + QBITS = 252, where q'*2^SHIFT + r' reaches
+    2^253 in magnitude: still below p, so nothing wraps."""
+    params = WIDE_MODES[mode]
+    b = requant_bounds(params["amin"], params["amax"], params["shift"], params["zp"], params["lo"], params["bits"])
+    c = b.circuit
+    if mode != "both_small":
+        assert c["SHIFT"] + c["QBITS"] == 252 and b.max_bits == 252
+        assert (c["CLAMP_HI"], c["CLAMP_LO"]) == ({"hi": (1, 0), "lo": (0, 1)}[mode])
+    s = RequantSetup(params, {"O1": O1, "O2": O2}[opt], {"amin": params["amin"], "amax": params["amax"]})
+    assert_accepted(s.circuit, s.w)
+    S, Q = c["SHIFT"], c["QBITS"]
+    windows = []
+    if c["CLAMP_HI"]:
+        windows.append(("above", c["HI"] - (1 << Q) + 1, c["HI"] + (1 << Q)))
+    if c["CLAMP_LO"]:
+        windows.append(("below", c["LO"] - (1 << Q), c["LO"] + (1 << Q) - 1))
+    assert windows
+    for name in s.names:
+        _, prefix, n, q = s.inst(name)
+        for g, lo_edge, hi_edge in windows:
+            assert -(1 << Q) <= lo_edge <= q <= hi_edge < 1 << (Q + 1)
+            for q2, inside in ((lo_edge, True), (hi_edge, True), (lo_edge - 1, False), (hi_edge + 1, False)):
+                bad = s.forge(name, q=q2 % P)
+                r2 = n - q2 * (1 << S)
+                assert not 0 <= r2 < 1 << S
+                groups = requant_bit_groups(s.circuit, prefix)
+                if S > 12:
+                    groups.pop("rBits")          # 2^244 choices: the snarkjs / Python verdict stands
+                unsat = unsatisfiable_bit_groups(s.circuit, bad, groups)
+                if inside:
+                    assert_rejected(s.circuit, bad, caught_in="rBits")
+                    assert g not in unsat
+                    if S <= 12:
+                        assert "rBits" in unsat
+                else:
+                    assert_rejected(s.circuit, bad, caught_in=f".{g}.")
+                    assert g in unsat
 
 
 # =========================================================================== ReluZp
