@@ -307,6 +307,46 @@ def deploy_cmd(build, rpc, private_key, sender, gas_budget, mint):
         sys.exit(1)
 
 
+@main.command("bench")
+@click.argument("models", nargs=-1)
+@click.option("-o", "--out", default="build/bench", show_default=True, type=click.Path(file_okay=False),
+              help="Results folder: bench.md, bench.json, bench.png (scaling.* with --scaling).")
+@click.option("--ezkl/--no-ezkl", "use_ezkl", default=None,
+              help="Run EZKL beside zkml (default: when the ezkl package is installed, pip install 'zkml[bench]').")
+@click.option("--target", "targets", multiple=True, type=click.Choice(["resources", "accuracy"]),
+              help="EZKL calibrate_settings targets (default: both).")
+@click.option("--scaling", is_flag=True, help="MLP and CNN families at growing width instead, with fitted growth.")
+@click.option("--samples", default=8, show_default=True, type=click.IntRange(1, 450),
+              help="Samples for the accuracy columns (max |error| and argmax agreement with onnxruntime).")
+@click.option("--timeout", default=900, show_default=True, type=click.IntRange(10),
+              help="Seconds per step before it is stopped.")
+@click.option("--max-mem-gib", default=12.0, show_default=True, type=click.FloatRange(0.5),
+              help="Memory per step (process tree) before it is stopped.")
+@click.option("--max-logrows", default=20, show_default=True, type=click.IntRange(10, 26),
+              help="EZKL models calibrated to more rows than 2^N are skipped.")
+@_guard
+def bench_cmd(models, out, use_ezkl, targets, scaling, samples, timeout, max_mem_gib, max_logrows):
+    """Benchmark zkml (and EZKL) on MODELS: digits, lenet, lenet_qdq, shared model names or .onnx
+    paths (default: all of them). Prints the markdown table and the ratios."""
+    from pathlib import Path
+    from . import bench
+    out_p = Path(out)
+    lim = bench.Limits(timeout, max_mem_gib * 1024, max_logrows)
+    cmd = "zkml bench " + " ".join(sys.argv[2:])
+    if scaling:
+        rows = bench.bench(bench.scaling_models(out_p / "scaling" / "models"), out_p / "scaling", ezkl=use_ezkl,
+                           targets=tuple(targets) or ("resources",), lim=lim, log=_log)
+        (out_p / "scaling.md").write_text(f"Command: `{cmd}`\n\n{bench.scaling_report(rows)}\n")
+        bench.scaling_chart(rows, out_p / "scaling.png")
+        click.echo(bench.scaling_report(rows))
+        click.echo(f"-> {out_p}/scaling.md, {out_p}/scaling.png")
+        return
+    rows = bench.bench(bench.default_models(list(models) or None, n_samples=samples), out_p, ezkl=use_ezkl,
+                       targets=tuple(targets) or ("resources", "accuracy"), lim=lim, log=_log)
+    click.echo(bench.write_report(rows, out_p, cmd).read_text())
+    click.echo(f"-> {out_p}/bench.md, {out_p}/bench.json, {out_p}/bench.png")
+
+
 def _short(values: list, n: int = 32) -> str:
     return str(values) if len(values) <= n else f"{str(values[:n])[:-1]}, ... ({len(values)} values)]"
 
