@@ -25,7 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 from circuit_harness import REQUANT_MAIN
 from conftest import FOUNDATION_MODELS, ROOT, SHARED_MODELS, save, shared_model
 from op_zoo import SPECS
-from test_forgery import CLAMP_BOTH, CLAMP_NONE, RANGE_MAIN, RELU_MAIN
+from test_forgery import CLAMP_MODES, RANGE_MAIN, RELU_MAIN
 from test_op_attacks import zoo_model
 from zkml import toolchain
 from zkml.errors import BitWidthError
@@ -42,7 +42,9 @@ _NUM2BITS = ("Num2Bits constrains its own outputs (every bit boolean: b*(b-1) ==
 ALLOWED = {
     ("CA02", "UintRange", "bits[*].out"): "UintRange: " + _NUM2BITS + " (in < 2^BITS)",
     ("CA02", "RequantClamp", "rBits.out"): "RequantClamp remainder: " + _NUM2BITS + " (0 <= r < 2^SHIFT)",
-    ("CA02", "RequantClamp", "qBits.out"): "RequantClamp quotient: " + _NUM2BITS + " (0 <= q < 2^QBITS)",
+    ("CA02", "RequantClamp", "qBits.out"): ("RequantClamp quotient, only in instances without a clamp (with one, "
+                                            "the clamp comparator's decomposition bounds q: circuits/requant.circom): "
+                                            + _NUM2BITS + " (0 <= q < 2^QBITS)"),
     ("CA02", "LessThan", "n2b.out"): ("circomlib LessThan(n) decomposes in[0] + 2^n - in[1] into n+1 bits and "
                                       "reads only the top one; the n low bits are constrained inside Num2Bits "
                                       "and exist to make the decomposition (hence the comparison) unique."),
@@ -110,10 +112,17 @@ def _template_circuits() -> list[tuple[str, str]]:
     for op, spec in sorted(SPECS.items()):
         for k, cfg in enumerate(spec.attack_cfgs):
             out.append((f"{op}[{k}]", spec.make(**cfg).source(2)))
-    for label, prm in (("RequantClamp[clamp both]", CLAMP_BOTH), ("RequantClamp[no clamp]", CLAMP_NONE)):
-        b = requant_bounds(prm["amin"], prm["amax"], prm["shift"], prm["zp"], prm["lo"], prm["bits"])
-        out.append((label, REQUANT_MAIN.format(args=", ".join(str(v) for _, v in requant_args(b)), n=3)))
+    out += _requant_circuits()
     out += [("ReluZp[zp 100]", RELU_MAIN), ("UintRange", RANGE_MAIN)]
+    return out
+
+
+def _requant_circuits() -> list[tuple[str, str]]:
+    """RequantClamp in each clamp mode (test_forgery's parameter sets), labelled by its mode."""
+    out = []
+    for mode, (prm, _) in CLAMP_MODES.items():
+        b = requant_bounds(prm["amin"], prm["amax"], prm["shift"], prm["zp"], prm["lo"], prm["bits"])
+        out.append((f"RequantClamp[clamp {mode}]", REQUANT_MAIN.format(args=", ".join(str(v) for _, v in requant_args(b)), n=3)))
     return out
 
 
@@ -122,6 +131,17 @@ def test_template_circuit_has_no_unexplained_warning(label, source, tmp_path):
     src = tmp_path / "circuit.circom"
     src.write_text(source)
     assert_explained(inspect(src, tmp_path), label)
+
+
+@pytest.mark.parametrize("label,source", _requant_circuits(), ids=[t[0] for t in _requant_circuits()])
+def test_requant_quotient_bits_only_without_clamp(label, source, tmp_path):
+    """The qBits entry of ALLOWED is needed exactly where RequantClamp keeps q's own Num2Bits:
+    in the instances without a clamp. With a clamp, no qBits exists (the comparator bounds q)."""
+    src = tmp_path / "circuit.circom"
+    src.write_text(source)
+    seen = assert_explained(inspect(src, tmp_path), label)
+    assert (("CA02", "RequantClamp", "qBits.out") in seen) == label.endswith("[clamp none]"), seen
+    assert ("CA02", "RequantClamp", "rBits.out") in seen
 
 
 def test_allow_list_reasons_are_written():
