@@ -79,10 +79,17 @@ def _onnxruntime_errors(model):
 def compile(model: str | Path, out_dir: str | Path = "build", calibration: str | Path | None = None,
             cfg: QuantConfig | None = None, log: Log = _quiet, pack_outputs: bool = True,
             visibility: Visibility | None = None, optimize: str = "auto") -> dict:
-    cfg = cfg or QuantConfig()
     vis = (visibility or Visibility()).check()
-    out = Path(out_dir)
     t0 = time.time()
+    graph, onnx_model, cfg, calib = quantize_model(model, calibration, cfg, log)
+    return compile_graph(graph, out_dir, model, onnx_model, cfg, calib, log=log, pack_outputs=pack_outputs,
+                         visibility=vis, optimize=optimize, t0=t0)
+
+
+def quantize_model(model: str | Path, calibration: str | Path | None = None, cfg: QuantConfig | None = None,
+                   log: Log = _quiet) -> tuple[Graph, onnx.ModelProto, QuantConfig, dict]:
+    """Import, calibrate and quantize: (integer IR, the ONNX model, the config used, calibration record)."""
+    cfg = cfg or QuantConfig()
     fg, onnx_model = import_onnx(model)
     shape = fg.shapes[fg.inputs[0]]
     log(f"imported {model}: opset {fg.opset}, {len(fg.nodes)} canonical nodes, input {fg.inputs[0]}{shape}")
@@ -110,11 +117,23 @@ def compile(model: str | Path, out_dir: str | Path = "build", calibration: str |
     graph = quantize(fg, ranges, cfg, meta={"calibration": calib})
     log(f"quantized: {len(graph.nodes)} integer nodes, activations uint{cfg.act_bits}, "
         f"weights uint{cfg.weight_bits} per {'channel' if cfg.per_channel else 'tensor'}")
+    return graph, onnx_model, cfg, calib
+
+
+def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_model: onnx.ModelProto | None,
+                  cfg: QuantConfig, calib: dict, log: Log = _quiet, pack_outputs: bool = True,
+                  visibility: Visibility | None = None, optimize: str = "auto", t0: float | None = None) -> dict:
+    """Write a build folder for an integer IR: emit main.circom, compile it, record build.json.
+    (`zkml compile` for a model; zkml.slicing for each segment of a sliced one, onnx_model None.)"""
+    vis = (visibility or Visibility()).check()
+    out = Path(out_dir)
+    t0 = time.time() if t0 is None else t0
     out.mkdir(parents=True, exist_ok=True)
     for f in _STALE:
         (out / f).unlink(missing_ok=True)
     graph.save(out / "model.ir.json")
-    onnx.save(onnx_model, out / "model.onnx")
+    if onnx_model is not None:
+        onnx.save(onnx_model, out / "model.onnx")
     (out / "main.circom").write_text(emit(graph, pack_outputs, vis))
     level = circom_level(graph, optimize)
     log(f"compiling the circuit with circom --{level} ...")

@@ -72,14 +72,26 @@ def main():
                    "private witness signals, published packed, not at all, or as a Poseidon commitment.")
 @click.option("--output", "vis_output", type=click.Choice(["public", "private", "hashed"]), default="public",
               show_default=True, help="Output visibility: public (packed), private, or a public Poseidon commitment.")
+@click.option("--slices", type=click.IntRange(min=1), help="Cut the model at layer boundaries into N segment "
+              "circuits chained by Poseidon commitments (docs/SLICING.md).")
+@click.option("--max-constraints", type=click.IntRange(min=1), help="Slice automatically: as few segments as keep "
+              "each one's estimated constraints within K.")
 @_guard
 def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, no_pack_outputs, optimize,
-                vis_input, vis_weights, vis_output):
+                vis_input, vis_weights, vis_output, slices, max_constraints):
     """Quantize MODEL.onnx, emit the circuit and compile it with circom."""
     from . import api
     from .quantize import QuantConfig
     from .visibility import Visibility
     t = time.time()
+    if slices is not None or max_constraints is not None:
+        from . import slicing
+        slicing.compile(model, out, slices=slices, max_constraints=max_constraints, calibration=calibration,
+                        cfg=QuantConfig(bits, weight_bits, not per_tensor), log=_log,
+                        pack_outputs=not no_pack_outputs, optimize=optimize,
+                        visibility=Visibility(vis_input, vis_weights, vis_output))
+        click.echo(f"compiled into {out}/ ({out}/segments/NN) in {time.time() - t:.1f} s")
+        return
     api.compile(model, out, calibration, QuantConfig(bits, weight_bits, not per_tensor), log=_log,
                 pack_outputs=not no_pack_outputs, optimize=optimize,
                 visibility=Visibility(vis_input, vis_weights, vis_output))
@@ -205,10 +217,24 @@ def setup_verify_cmd(build, ptau):
 @click.option("--ptau", type=click.Path(dir_okay=False), help="Used if setup has to run first.")
 @click.option("--prover", type=click.Choice(["auto", "arkworks", "snarkjs"]), default="auto", show_default=True,
               help="auto: arkworks (groth16py) when installed, else snarkjs.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Sliced build: prove the segments as Ray tasks, on a local Ray instance (no ADDRESS) or the "
+                   "cluster at ADDRESS. Without it the segments are proven one after another.")
+@click.option("--workers", type=click.IntRange(min=1), help="CPUs of the local Ray instance (default: all).")
 @_guard
-def prove_cmd(build, inputs, ptau, prover):
+def prove_cmd(build, inputs, ptau, prover, ray_address, workers):
     """Compute the witness (checked against the runtime) and a Groth16 proof."""
-    from . import api
+    from . import api, slicing
+    if slicing.is_sliced(build):
+        if len(inputs) != 1:
+            raise ZkmlError("a sliced build proves one --input at a time")
+        r = slicing.prove(build, inputs[0], ray=ray_address, num_cpus=workers, ptau=ptau, prover=prover, log=_log)
+        click.echo(f"{len(r.segments)} segment proofs in {r.seconds} s ({r.ray or 'in-process'}); outputs equal the "
+                   f"reference runtime: {_short(r.outputs)}  -> {build}/segments/NN/proof.json")
+        return
+    if ray_address is not None:
+        raise ZkmlError(f"--ray proves the segments of a sliced build; {build} is not one "
+                        "(compile with --slices N or --max-constraints K)")
     results = api.prove_many(build, list(inputs), ptau, prover, log=_log)
     for r in results:
         s = r["seconds"]
@@ -241,6 +267,19 @@ def verify_cmd(build, proof, public, vk, outputs_file, input_commitment):
             raise InputError(f"{outputs_file}: not a readable JSON list of integers ({type(e).__name__})") from None
     if input_commitment is not None and not input_commitment.strip().isdigit():
         raise InputError("--input-commitment must be a decimal integer (as `zkml commit` prints it)")
+    from . import slicing
+    if slicing.is_sliced(build):
+        if proof or public or vk:
+            raise InputError("a sliced build is verified from its segment folders (no --proof/--public/--vk)")
+        r = slicing.verify(build, claimed_outputs=claimed, input_commitment=input_commitment, log=_log)
+        if not r.valid:
+            click.echo(f"INVALID sliced proof: {r.reason}", err=True)
+            sys.exit(1)
+        for kind, c in (r.commitments or {}).items():
+            click.echo(f"{kind} commitment (Poseidon): {c}")
+        click.echo(f"valid: {len(r.segments)} segment proofs and their commitment chain; proven outputs: "
+                   f"{_short(r.outputs) if r.outputs is not None else None}")
+        return
     r = api.verify(build, proof, public, vk, log=_log, claimed_outputs=claimed, input_commitment=input_commitment)
     fmt = lambda v: "n/a" if v is None else str(v).lower()  # noqa: E731
     click.echo(f"snarkjs: {fmt(r.snarkjs)}")
