@@ -168,33 +168,40 @@ def requant_forgeries(prefix: str, n: int, c: dict, bits: int, out_names: list[s
     out: list[Forgery] = []
     regime = requant_regime(n, c)
 
-    def model(attack, label, qq, **kw):
+    # the decompositions that must reject each attack (their bits are the attacker's free choice):
+    # the remainder's rBits, and what bounds q: each clamp comparator's n2b (circuits/requant.circom)
+    # or, without a clamp, q's own Num2Bits
+    q_check = [g for g, on in (("above", c["CLAMP_HI"]), ("below", c["CLAMP_LO"])) if on] or ["qBits"]
+
+    def model(attack, label, qq, catch, **kw):
         m = requant_model(prefix, n, c, qq % P, **kw)
         for name in out_names:
             m[name] = m[f"{prefix}.out"]
-        bits_of = [f"{prefix}.rBits.out[{i}]" for i in range(S)] + [f"{prefix}.qBits.out[{i}]" for i in range(c["QBITS"])]
+        bits_of = [f"{prefix}.{g}.out[{i}]" for g in catch if g in ("rBits", "qBits")
+                   for i in range(S if g == "rBits" else c["QBITS"])]
+        bits_of += [f"{prefix}.{g}.n2b.out[{i}]" for g in catch if g in ("above", "below") for i in range(c["QBITS"] + 1)]
         out.append(Forgery(attack, label, m, bits_of, prefix, regime, [f"{prefix}.q"]))
 
-    model("quotient_plus_one", "q+1", q + 1)
-    model("quotient_minus_one", "q-1", q - 1)
-    model("remainder_ge_divisor", "q-2", q - 2)
+    model("quotient_plus_one", "q+1", q + 1, ["rBits"])
+    model("quotient_minus_one", "q-1", q - 1, ["rBits"])
+    model("remainder_ge_divisor", "q-2", q - 2, ["rBits"])
     if q > 0:
-        model("remainder_ge_divisor", "q=0,r=N", 0)
+        model("remainder_ge_divisor", "q=0,r=N", 0, ["rBits"])
     for k in (1, (1 << S) - 1, 1 << 100):
-        model("field_negative_remainder", f"r=p-{k}", (n + k) * INV(1 << S))
+        model("field_negative_remainder", f"r=p-{k}", (n + k) * INV(1 << S), ["rBits", *q_check])
     for r2 in sorted({0, (1 << S) - 1, (n + 1) % (1 << S)} - {n % (1 << S)}):
-        model("other_remainder", f"r'={r2}", (n - r2) * INV(1 << S))
+        model("other_remainder", f"r'={r2}", (n - r2) * INV(1 << S), q_check)
     kw_hi = {"above": 0} if c["CLAMP_HI"] else {}
-    model("output_above_bits", "q=HI+1", c["HI"] + 1, **kw_hi)
+    model("output_above_bits", "q=HI+1", c["HI"] + 1, ["rBits", *kw_hi], **kw_hi)
     kw_lo = {"below": 0} if c["CLAMP_LO"] else {}
-    model("output_negative", "q=OFF-1", c["OFF"] - 1, **kw_lo)
+    model("output_negative", "q=OFF-1", c["OFF"] - 1, ["rBits", *kw_lo], **kw_lo)
     honest = requant_model(prefix, n, c, q)
     if c["CLAMP_HI"]:
-        model("clamp_wrong_side", "above flipped", q, above=1 - honest[f"{prefix}.above.out"])
+        model("clamp_wrong_side", "above flipped", q, ["above"], above=1 - honest[f"{prefix}.above.out"])
     if c["CLAMP_LO"]:
-        model("clamp_wrong_side", "below flipped", q, below=1 - honest[f"{prefix}.below.out"])
+        model("clamp_wrong_side", "below flipped", q, ["below"], below=1 - honest[f"{prefix}.below.out"])
     for d in (1, -1):
-        model("output_off_by_one", f"out{d:+d}", q, out_delta=d)
+        model("output_off_by_one", f"out{d:+d}", q, [], out_delta=d)   # caught by the output constraint
     assert {f.attack for f in out} >= set(REQUANT_ATTACKS) - {"clamp_wrong_side"}
     _ = bits  # the output width is implied by HI - OFF = 2^bits - 1
     return out
