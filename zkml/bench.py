@@ -695,7 +695,8 @@ def chart(rows: list[dict], path: Path) -> Path | None:
     by = {(r["model"], r["tool"]): r for r in rows}
     panels = [("setup_s", "setup (s)"), ("prove_s", "prove (s)"), ("prove_mib", "prove peak memory (MiB)"),
               ("gas", "on-chain verify gas")]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8, 0.55 * len(models) * len(tools)), 3.2 * len(panels)))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(min(24, max(8, 0.3 * len(models) * len(tools))),
+                                                      3.2 * len(panels)))
     width = 0.8 / len(tools)
     for ax, (key, title) in zip(axes, panels):
         for i, t in enumerate(tools):
@@ -703,7 +704,7 @@ def chart(rows: list[dict], path: Path) -> Path | None:
             ax.bar([j + i * width for j in range(len(models))], vals, width, label=t)
         ax.set_yscale("log")
         ax.set_title(title)
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(models))])
+        ax.set_xticks([j + (len(tools) - 1) * width / 2 for j in range(len(models))])
         ax.set_xticklabels(models, rotation=45, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend()
