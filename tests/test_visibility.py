@@ -217,8 +217,19 @@ def test_prove_verify_hashed_everything(model, tmp_path):
     wrong[0] = (wrong[0] + 1) % 256
     bad = api.verify(b, claimed_outputs=wrong)
     assert not bad.valid and "claimed outputs" in bad.reason
+    from click.testing import CliRunner
+    from zkml.cli import main
+    runner = CliRunner()
+    published = r.commitments["weights"]
+    for name, claim, code in (("right", res["outputs"], 0), ("wrong", wrong, 1), ("short", wrong[1:], 2),
+                              ("floats", [0.5] * len(wrong), 2), ("dict", {"a": 1}, 2)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(claim))
+        out = runner.invoke(main, ["verify", str(b), "--outputs", str(tmp_path / f"{name}.json")])
+        assert out.exit_code == code, (name, out.output)
+    out = runner.invoke(main, ["verify", str(b), "--input-commitment", "0xzz"])
+    assert out.exit_code == 2 and "decimal" in out.output
     # a proof made with other weights: valid Groth16, but not for the published weights
-    (tmp_path / "c.json").write_text(json.dumps({"weights": str(int(r.commitments["weights"]) + 1)}))
+    (tmp_path / "c.json").write_text(json.dumps({"weights": str(int(published) + 1)}))
     saved = (b / "commitments.json").read_text()
     try:
         (b / "commitments.json").write_text((tmp_path / "c.json").read_text())

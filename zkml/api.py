@@ -526,17 +526,15 @@ def _check_commitments(build: Path, proof_p: Path, pub: list[int], claimed: list
                                  "(--outputs FILE, a JSON list)")
             claimed = data["outputs"]
         sizes = [t["size"] for t in seg["tensors"]]
-        try:
-            vals = [int(v) for v in claimed]
-            ok_shape = len(vals) == sum(sizes) and all(0 <= v < (1 << t["bits"]) for t in seg["tensors"] for v in vals)
-        except (TypeError, ValueError):
-            ok_shape = False
-        if not ok_shape:
-            raise InputError(f"the claimed outputs must be {sum(sizes)} integers within the outputs' bits")
+        ints = isinstance(claimed, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in claimed)
+        vals = [int(v) for v in claimed] if ints else []
         split, pos = [], 0
         for n in sizes:
             split.append(vals[pos:pos + n])
             pos += n
+        if len(vals) != sum(sizes) or any(not 0 <= v < (1 << t["bits"]) for t, part in zip(seg["tensors"], split)
+                                          for v in part):
+            raise InputError(f"the claimed outputs must be {sum(sizes)} integers within the outputs' bits")
         if commitment(seg["tensors"], split) != parts["output"][0]:
             return dataclasses.replace(res, valid=False, outputs=None,
                                        reason="the claimed outputs do not match the proven output commitment")
