@@ -322,8 +322,21 @@ def commit_cmd(build, input_):
 @_guard
 def deploy_cmd(build, rpc, private_key, sender, gas_budget, mint):
     """Plan, deploy and run the on-chain verification (split across contracts and transactions
-    when EIP-170 or the gas budget demands); addresses and ABIs go to BUILD/deployment.json."""
-    from . import api
+    when EIP-170 or the gas budget demands); addresses and ABIs go to BUILD/deployment.json.
+    A sliced build gets a verifier per segment and the chain contract (docs/SLICING.md)."""
+    from . import api, slicing
+    if slicing.is_sliced(build):
+        from . import evm, slicing_evm
+        if mint:
+            raise ZkmlError("--mint is not available for a sliced build yet")
+        w3 = evm.connect(rpc, private_key=private_key)
+        r = slicing_evm.verify_chain(build, w3, sender=sender, log=_log)
+        click.echo(f"chain: {r.chain}; ZkmlChainVerifier at {r.address} (deploy gas {r.deploy_gas:,} in total)")
+        click.echo(f"on-chain chain verification: {str(r.valid).lower()}; record: {build}/deployment.json")
+        if not r.valid:
+            click.echo(f"rejected: {r.reason}", err=True)
+            sys.exit(1)
+        return
     r = api.deploy(build, rpc=rpc, log=_log, private_key=private_key, sender=sender, gas_budget=gas_budget,
                    consumer=mint)
     click.echo(f"chain: {r.chain}")

@@ -49,7 +49,7 @@ _quiet: Log = lambda s: None  # noqa: E731
 MANIFEST = "slices.json"
 SEGMENTS = "segments"
 # estimates (constraints) for --max-constraints; the real counts are read from each compiled segment
-POSEIDON16 = 300          # circomlib Poseidon(16) at circom --O1/--O2 (measured in tests/test_slicing.py)
+POSEIDON16 = 300          # circomlib Poseidon(16), rough (tests/test_slicing.py checks the estimates within 2x)
 LUT_PER_VALUE = 40        # Lut / ArgMax / pooling: per output value (Lut measured at 37-39 for 8 bits)
 
 
