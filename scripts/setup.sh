@@ -23,7 +23,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     "$PY" -m pip install -q --disable-pip-version-check torch==2.13.0
   fi
   say "installing zkml and its Python dependencies"
-  "$PY" -m pip install -q --disable-pip-version-check -e ".[examples,test]"
+  "$PY" -m pip install -q --disable-pip-version-check -e ".[examples,test,ray]"
   touch "$stamp"
 fi
 
