@@ -218,3 +218,17 @@ def test_bad_requests_are_one_line_errors(tmp_path, sliced):
     r = CliRunner().invoke(main, ["prove", str(sliced / "A" / "segments" / "00"), "-i", str(sliced / "a.json"),
                                   "--ray"])
     assert r.exit_code == 2 and "not one" in r.output
+    d = tmp_path / "D"                              # a manifest pointing outside its segment folders
+    shutil.copytree(sliced / "A", d)
+    m = json.loads((d / "slices.json").read_text())
+    m["segments"][1]["dir"] = "../../elsewhere"
+    (d / "slices.json").write_text(json.dumps(m))
+    r = CliRunner().invoke(main, ["verify", str(d)])
+    assert r.exit_code == 2 and "malformed" in r.output
+    m["segments"][1]["dir"] = "segments/01"         # a segment whose build.json does not chain
+    (d / "slices.json").write_text(json.dumps(m))
+    bj = json.loads((d / "segments" / "01" / "build.json").read_text())
+    next(x for x in bj["public_segments"] if x["kind"] == "input")["mode"] = "private"
+    (d / "segments" / "01" / "build.json").write_text(json.dumps(bj))
+    r = CliRunner().invoke(main, ["verify", str(d)])
+    assert r.exit_code == 2 and "does not publish its boundary commitments" in r.output

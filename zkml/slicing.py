@@ -243,9 +243,26 @@ def manifest_of(build: str | Path) -> dict:
         raise BuildError(f"{p} not found: not a sliced build (compile with --slices or --max-constraints)") from None
     except (OSError, ValueError, RecursionError) as e:
         raise BuildError(f"{p} is not valid JSON ({type(e).__name__}); recompile the model") from None
-    if not isinstance(m, dict) or not isinstance(m.get("segments"), list) or not m["segments"]:
+    if not isinstance(m, dict) or not isinstance(m.get("segments"), list) or not m["segments"] \
+            or not isinstance(m.get("visibility"), dict) or not isinstance(m.get("boundaries"), list):
         raise BuildError(f"{p} is not a slicing manifest; recompile the model")
+    for k, s in enumerate(m["segments"]):   # fixed folder names: a manifest cannot point elsewhere
+        if not isinstance(s, dict) or s.get("dir") != f"{SEGMENTS}/{k:02d}" or not isinstance(s.get("input"), str):
+            raise BuildError(f"{p}: segment {k} is malformed; recompile the model")
     return m
+
+
+def _check_layout(build: Path, m: dict, k: int) -> list[dict]:
+    """Segment k's public layout, which must chain: hashed input for k > 0, hashed output before the last."""
+    from . import api
+    d = Path(build) / m["segments"][k]["dir"]
+    layout = api.public_segments_of(d)
+    modes = {s.get("kind"): s.get("mode") for s in layout if isinstance(s, dict)}
+    n = len(m["segments"])
+    if (k > 0 and modes.get("input") != "hashed") or (k < n - 1 and modes.get("output") != "hashed"):
+        raise BuildError(f"{d / 'build.json'}: segment {k:02d} does not publish its boundary commitments "
+                         "(not a segment of this sliced build); recompile the model")
+    return layout
 
 
 # --------------------------------------------------------------------------- prove
@@ -338,7 +355,10 @@ def prove(build: str | Path, input: str | Path, *, ray: str | bool | None = None
             _report(log, results[k], sum(r is not None for r in results), n)
         where = None
     else:
-        import ray as _ray
+        try:
+            import ray as _ray
+        except ImportError:
+            raise ZkmlError("--ray needs Ray: pip install 'zkml[ray]' (or prove without --ray)") from None
         where = _ray_start(_ray, None if ray is True or ray == "local" else str(ray), num_cpus, log)
         try:
             task = _ray.remote(num_cpus=1, max_calls=1)(prove_segment)    # a fresh worker per task: its peak RSS is the task's
@@ -435,7 +455,7 @@ def verify(build: str | Path, proofs: list[tuple[str | Path, str | Path]] | None
         rec = dict(segment=k, valid=ok)
         if ok:
             try:
-                p = split_public(api.public_segments_of(d), pub)
+                p = split_public(_check_layout(build, m, k), pub)
             except ValueError:
                 ok, reason = False, "its public signals do not fit the segment's layout"
             else:

@@ -18,7 +18,7 @@ import jinja2
 
 from . import __version__, evm, toolchain
 from .errors import InputError
-from .slicing import manifest_of
+from .slicing import _check_layout, manifest_of
 
 TEMPLATE = "ChainVerifier.sol.j2"
 SUBMIT_GAS = 1_500_000       # a segment verifier call (~230k + 6-7k per public signal) + storage
@@ -47,13 +47,12 @@ def _index(segs: list[dict], kind: str) -> int:
 
 def render_chain(build: Path, verifiers: list[str], contract_name: str = "ZkmlChainVerifier") -> str:
     from web3 import Web3
-    from . import api
     m = manifest_of(build)
     if len(verifiers) != len(m["segments"]):
         raise InputError(f"{len(verifiers)} verifier addresses for {len(m['segments'])} segments")
     segs = []
-    for s, addr in zip(m["segments"], verifiers):
-        layout = api.public_segments_of(Path(build) / s["dir"])
+    for k, addr in enumerate(verifiers):
+        layout = _check_layout(Path(build), m, k)
         segs.append(dict(address=Web3.to_checksum_address(addr), n_public=sum(x["words"] for x in layout),
                          in_index=_index(layout, "input"), out_index=_index(layout, "output")))
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(toolchain.CONTRACTS_DIR)),
