@@ -3,6 +3,7 @@ constraints) monolithic vs 2, 4 and 8 slices. Prints a table and writes OUT/resu
 
     .venv/bin/python benchmarks/slicing_bench.py [--out DIR] [--slices 4 1 2 8] [--scale 1]
                                                  [--limit-gib 8] [--timeout 5400]
+    .venv/bin/python benchmarks/slicing_bench.py --out DIR --report    # the table of a run so far
 
 For every configuration (1 = monolithic, `zkml compile`; N = `zkml compile --slices N`):
   * total constraints (the commitments' overhead against the monolithic count),
@@ -17,7 +18,8 @@ exceeds --limit-gib: "over limit" in the table means the step does not fit in th
 
 Extrapolation to W machines (printed): the segments are independent tasks, so with W workers
 the proving wall time is the makespan of the measured per-task times scheduled longest-first
-on W workers (plus the reference runtime's boundary computation, measured), bounded below by
+on W workers, plus the fixed part of the measured 1-worker run (its wall time minus the sum of
+its task times: process and Ray start, the reference runtime's boundary pass), bounded below by
 the longest task. This ignores contention between tasks on one machine (2 workers on this
 2-core machine share caches and memory bandwidth) and file transfer to other machines.
 """
@@ -146,7 +148,8 @@ def table(results: list[dict]) -> str:
             w1 = x.get("prove_w1", {}).get("seconds", "-")
             w2 = x.get("prove_w2", {}).get("seconds", "-")
             t1 = [t["seconds"]["total"] for t in x.get("prove_w1", {}).get("tasks", [])]
-            est = " / ".join(f"{makespan(t1, w):.1f}" for w in (4, 8)) if t1 else "-"
+            fixed = max(0.0, float(w1) - sum(t1)) if t1 else 0.0      # Ray start + runtime pass + process start
+            est = " / ".join(f"{makespan(t1, w) + fixed:.1f}" for w in (4, 8)) if t1 else "-"
         rows.append(f"| {x['slices']} | {tot:,} ({', '.join(f'{v:,}' for v in x['constraints'])}) | {over} | "
                     f"{c['seconds']} / {c['peak_mib']} | {sp} | {pp} | {w1} | {w2} | {est} | {x.get('verify', '-')} |")
     return "\n".join(rows)
@@ -159,7 +162,11 @@ def main():
     ap.add_argument("--scale", type=int, default=1, help="divide the generator's channels (quick runs)")
     ap.add_argument("--limit-gib", type=float, default=8.0)
     ap.add_argument("--timeout", type=float, default=5400, help="per measured step, seconds")
+    ap.add_argument("--report", action="store_true", help="only print the table of OUT/results.json (a run so far)")
     a = ap.parse_args()
+    if a.report:
+        print(table(json.loads((a.out / "results.json").read_text())["results"]))
+        return
     a.out.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT / "examples" / "slicing"))
     import generator
