@@ -42,7 +42,8 @@ _quiet: Log = lambda s: None  # noqa: E731
 
 # files a compile invalidates (keys and proofs of an older circuit)
 _STALE = ["main.zkey", "verification_key.json", "setup.json", "witness.wtns", "proof.json",
-          "public.json", "prove.json", "deployment.json", "Verifier.sol", "input.json", "commitments.json"]
+          "public.json", "prove.json", "deployment.json", "Verifier.sol", "input.json", "commitments.json",
+          "slices.json"]   # (a sliced build's manifest: the folder is no longer sliced)
 
 
 def _sha256(path: Path) -> str:
