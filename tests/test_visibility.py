@@ -262,12 +262,13 @@ def test_cli_modes_and_commit(model, tmp_path):
     assert r.exit_code == 2 and "--input hashed" in r.output
 
 
-def test_conv_with_signal_weights_refused_by_name(tmp_path):
+def test_conv_transpose_with_signal_weights_refused_by_name(tmp_path):
+    """Conv kernels can be signals (tests/test_strands.py); ConvTranspose not yet."""
     from onnx import helper
     from conftest import const, make_model, vinfo
     rng = np.random.default_rng(1)
-    m = make_model([helper.make_node("Conv", ["x", "w"], ["y"], name="c1", kernel_shape=[2, 2])],
-                   [vinfo("x", [1, 1, 3, 3])], [vinfo("y", [1, 1, 2, 2])], [const("w", rng.normal(0, 1, (1, 1, 2, 2)))])
+    m = make_model([helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="c1", kernel_shape=[2, 2])],
+                   [vinfo("x", [1, 1, 3, 3])], [vinfo("y", [1, 1, 4, 4])], [const("w", rng.normal(0, 1, (1, 1, 2, 2)))])
     from zkml.errors import ZkmlError
-    with pytest.raises(ZkmlError, match="c1.*Dense layers"):
+    with pytest.raises(ZkmlError, match="c1.*Dense .*and Conv layers only"):
         api.compile(save(m, tmp_path / "c.onnx"), tmp_path / "b", visibility=Visibility("private", "private", "public"))

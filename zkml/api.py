@@ -33,7 +33,8 @@ from .inputs import load_input, load_samples
 from .ir import Graph, verify as ir_verify
 from .onnx_import import import_onnx
 from .packing import from_public, public_layout, to_public
-from .visibility import Visibility, public_signals, segments, split_public, weight_tensors
+from .strands import check_mode as check_strands, plans as strand_plans_of
+from .visibility import Visibility, public_signals, segments, split_public, weight_tensors, weighted_layers
 from .quantize import CalibrationWarning, QuantConfig, calibrate, fallback_samples, quantize, run_float
 from .wtns import read_wtns
 
@@ -79,12 +80,13 @@ def _onnxruntime_errors(model):
 # --------------------------------------------------------------------------- compile
 def compile(model: str | Path, out_dir: str | Path = "build", calibration: str | Path | None = None,
             cfg: QuantConfig | None = None, log: Log = _quiet, pack_outputs: bool = True,
-            visibility: Visibility | None = None, optimize: str = "auto") -> dict:
+            visibility: Visibility | None = None, optimize: str = "auto", strands: str = "auto") -> dict:
     vis = (visibility or Visibility()).check()
+    check_strands(strands)
     t0 = time.time()
     graph, onnx_model, cfg, calib = quantize_model(model, calibration, cfg, log)
     return compile_graph(graph, out_dir, model, onnx_model, cfg, calib, log=log, pack_outputs=pack_outputs,
-                         visibility=vis, optimize=optimize, t0=t0)
+                         visibility=vis, optimize=optimize, t0=t0, strands=strands)
 
 
 def quantize_model(model: str | Path, calibration: str | Path | None = None, cfg: QuantConfig | None = None,
@@ -123,7 +125,8 @@ def quantize_model(model: str | Path, calibration: str | Path | None = None, cfg
 
 def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_model: onnx.ModelProto | None,
                   cfg: QuantConfig, calib: dict, log: Log = _quiet, pack_outputs: bool = True,
-                  visibility: Visibility | None = None, optimize: str = "auto", t0: float | None = None) -> dict:
+                  visibility: Visibility | None = None, optimize: str = "auto", t0: float | None = None,
+                  strands: str = "auto") -> dict:
     """Write a build folder for an integer IR: emit main.circom, compile it, record build.json.
     (`zkml compile` for a model; zkml.slicing for each segment of a sliced one, onnx_model None.)"""
     vis = (visibility or Visibility()).check()
@@ -135,7 +138,12 @@ def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_mod
     graph.save(out / "model.ir.json")
     if onnx_model is not None:
         onnx.save(onnx_model, out / "model.onnx")
-    (out / "main.circom").write_text(emit(graph, pack_outputs, vis))
+    (out / "main.circom").write_text(emit(graph, pack_outputs, vis, strands))
+    strand_plans = [pl.as_dict() for pl in strand_plans_of(graph, weighted_layers(graph, vis), strands)]
+    for pl in strand_plans:
+        log(f"weights as signals: {pl['op']} '{pl['node']}' {pl['layout']}"
+            + (f" ({pl['lanes']} lanes of {pl['lane_bits']} bits)" if pl["layout"] != "plain" else "")
+            + f": {pl['products']} signal x signal products (plain: {pl['plain_products']})")
     level = circom_level(graph, optimize)
     log(f"compiling the circuit with circom --{level} ...")
     t1 = time.time()
@@ -152,6 +160,7 @@ def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_mod
         public_layout=public_layout([dict(name=o, bits=graph.tensors[o].bits, size=graph.tensors[o].size)
                                      for o in graph.outputs], pack_outputs) if vis.output == "public" else [],
         visibility=vis.as_dict(), public_segments=segments(graph, vis, pack_outputs),
+        strands=dict(mode=strands, layers=strand_plans),
         circuit=dict(info, circom=f"--{level}"), seconds=dict(quantize=round(t1 - t0, 2), circom=round(time.time() - t1, 2)),
         files={f: _sha256(out / f) for f in _BUILD_FILES})
     (out / "build.json").write_text(json.dumps(meta, indent=2))

@@ -72,13 +72,17 @@ def main():
                    "private witness signals, published packed, not at all, or as a Poseidon commitment.")
 @click.option("--output", "vis_output", type=click.Choice(["public", "private", "hashed"]), default="public",
               show_default=True, help="Output visibility: public (packed), private, or a public Poseidon commitment.")
+@click.option("--strands", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
+              help="With --weights public/private/hashed: pack signal x signal products into field-element "
+                   "lanes where the constraint count says it pays (auto), or keep one constraint per product "
+                   "(off). docs/PRIVACY.md.")
 @click.option("--slices", type=click.IntRange(min=1), help="Cut the model at layer boundaries into N segment "
               "circuits chained by Poseidon commitments (docs/SLICING.md).")
 @click.option("--max-constraints", type=click.IntRange(min=1), help="Slice automatically: as few segments as keep "
               "each one's estimated constraints within K.")
 @_guard
 def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, no_pack_outputs, optimize,
-                vis_input, vis_weights, vis_output, slices, max_constraints):
+                vis_input, vis_weights, vis_output, strands, slices, max_constraints):
     """Quantize MODEL.onnx, emit the circuit and compile it with circom."""
     from . import api
     from .quantize import QuantConfig
@@ -94,7 +98,7 @@ def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, no_pack_
         return
     api.compile(model, out, calibration, QuantConfig(bits, weight_bits, not per_tensor), log=_log,
                 pack_outputs=not no_pack_outputs, optimize=optimize,
-                visibility=Visibility(vis_input, vis_weights, vis_output))
+                visibility=Visibility(vis_input, vis_weights, vis_output), strands=strands)
     click.echo(f"compiled into {out}/ in {time.time() - t:.1f} s")
 
 

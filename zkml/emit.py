@@ -16,7 +16,8 @@ from .ir import Graph, Tensor, verify
 from .ops import REGISTRY
 from .packing import public_layout
 from .toolchain import CIRCUITS_DIR
-from .visibility import Visibility, segments, signal_weight_component, weight_signal, weighted_layers
+from .strands import TEMPLATE_FILES as SIGNAL_WEIGHT_FILES, check_mode, component as signal_weight_component
+from .visibility import Visibility, layer_weights, segments, weight_signal, weighted_layers
 
 
 def _ident(name: str) -> str:
@@ -48,16 +49,17 @@ def _ttype(t: Tensor) -> str:
     return f"uint{t.bits}{t.shape}"
 
 
-def emit(graph: Graph, pack_outputs: bool = True, visibility: Visibility | None = None) -> str:
+def emit(graph: Graph, pack_outputs: bool = True, visibility: Visibility | None = None,
+         strands: str = "auto") -> str:
     """main.circom for the graph; `visibility` (zkml/visibility.py) says which tensors are public,
-    private or committed by hash, and whether the weights are constants or signals."""
+    private or committed by hash, and whether the weights are constants or signals; `strands`
+    (zkml/strands.py) whether signal x signal products may be packed (auto) or stay plain (off)."""
     vis = (visibility or Visibility()).check()
+    check_mode(strands)
     bounds = verify(graph)
     src: dict[str, str] = {graph.inputs[0]: "input_range.out"}
     nodes, consts, includes = [], [], ["range.circom"]
     signal_w = {k: weight_signal(k) for k, _ in weighted_layers(graph, vis)}
-    if vis.signal_weights:
-        includes.append("dense_w.circom")
     if "hashed" in (vis.input, vis.weights, vis.output) or "public" in (vis.input, vis.weights):
         includes.append("commit.circom")
     for k, node in enumerate(graph.nodes):
@@ -68,14 +70,16 @@ def emit(graph: Graph, pack_outputs: bool = True, visibility: Visibility | None 
         comment = _safe(f"node '{node.name}': {node.op} <- {', '.join(node.onnx)}; "
                         f"{' x '.join(_ttype(t) for t in ins)} -> {_ttype(out)}"
                         + (f"; weights from signal {signal_w[k]}" if k in signal_w else ""))
-        spec = signal_weight_component(node, ins, out) if k in signal_w else op.circom(node, ins, out, bounds[node.name])
+        spec = (signal_weight_component(node, ins, out, strands) if k in signal_w
+                else op.circom(node, ins, out, bounds[node.name]))
         if spec is None:
             src[node.output] = src[node.inputs[0]]
             nodes.append(dict(comment=comment, template=None, output=_safe(node.output)))
             continue
         template, args = spec
-        if op.template_file not in includes and k not in signal_w:
-            includes.append(op.template_file)
+        tfile = SIGNAL_WEIGHT_FILES[template] if k in signal_w else op.template_file
+        if tfile not in includes:
+            includes.append(tfile)
         rendered = []
         for pname, a in args:
             if isinstance(a, (list, tuple)):
@@ -103,7 +107,7 @@ def emit(graph: Graph, pack_outputs: bool = True, visibility: Visibility | None 
             "weights": [f"{w}_range.out" for w in signal_w.values()]}
     for kind, s in segs.items():
         s["tensors"] = [dict(t, name=_safe(t["name"]), src=x) for t, x in zip(s["tensors"], srcs[kind])]
-    weights = [dict(signal=signal_w[k], name=_safe(n.name), size=n.params.n_in * n.params.n_out, bits=n.params.w_bits)
+    weights = [dict(signal=signal_w[k], name=_safe(n.name), size=len(layer_weights(n)), bits=n.params.w_bits)
                for k, n in weighted_layers(graph, vis)]
     post = graph.meta.get("postprocess")
     return env.get_template("main.circom.j2").render(

@@ -16,10 +16,11 @@
 
 Weights that are not constants become private witness inputs `w<k>` of the circuit (one array per
 weighted layer k, range-checked to the layer's weight bits) and the layer multiplies signal x
-signal (circuits/dense_w.circom, one constraint per product). Only the weight matrices of Dense
-layers (Gemm, MatMul) become signals so far; biases, zero points and requantization multipliers
-stay constants bound by the verifying key. A Conv / ConvTranspose with non-constant weights is
-refused by name.
+signal: plain (circuits/dense_w.circom, circuits/conv_w.circom: one constraint per product) or
+stranded (circuits/strands.circom: one constraint per NL products; zkml/strands.py picks per
+layer). The weight matrices of Dense layers (Gemm, MatMul) and Conv kernels become signals;
+biases, zero points and requantization multipliers stay constants bound by the verifying key.
+A ConvTranspose with non-constant weights is refused by name.
 
 Public signals, in order (build.json `public_segments`): the output segment, then the input
 segment, then the weights segment; each is empty (private / constant), its packed words
@@ -39,7 +40,7 @@ from .poseidon import commit_words
 INPUT_MODES = ("private", "public", "hashed")
 WEIGHT_MODES = ("constant", "public", "private", "hashed")
 OUTPUT_MODES = ("public", "private", "hashed")
-SIGNAL_WEIGHT_OPS = ("Dense",)
+SIGNAL_WEIGHT_OPS = ("Dense", "Conv")
 WEIGHTED_OPS = ("Dense", "Conv", "ConvTranspose")
 
 
@@ -86,11 +87,11 @@ def weighted_layers(graph: Graph, vis: Visibility) -> list[tuple[int, object]]:
             out.append((k, n))
         elif n.op in WEIGHTED_OPS:
             raise UnsupportedOpError(n.op, graph.meta.get("opset", 0), n.name,
-                                     f"--weights {vis.weights} is implemented for Dense layers (Gemm, MatMul) only "
-                                     "so far; compile with --weights constant")
+                                     f"--weights {vis.weights} is implemented for Dense (Gemm, MatMul) and Conv "
+                                     "layers only so far; compile with --weights constant")
     if not out:
-        raise VisibilityError(f"--weights {vis.weights}: the model has no Dense layer whose weights could be "
-                              "signals; use --weights constant")
+        raise VisibilityError(f"--weights {vis.weights}: the model has no Dense or Conv layer whose weights could "
+                              "be signals; use --weights constant")
     return out
 
 
@@ -100,13 +101,15 @@ def weight_signal(k: int) -> str:
 
 
 def layer_weights(node) -> list[int]:
-    """A Dense layer's weights in the order DenseW reads them: w[j*NIN + k]."""
-    return [int(v) for row in node.params.w for v in row]
+    """A layer's weights in the order its template reads them: Dense w[j*NIN + k] (DenseW),
+    Conv w[m*T + t] (ConvW, T = C/G*KH*KW; zkml/strands.py for the packed templates)."""
+    rows = node.params.wq if node.op == "Conv" else node.params.w
+    return [int(v) for row in rows for v in row]
 
 
 def weight_tensors(graph: Graph, vis: Visibility) -> list[dict]:
     """[{name, signal, bits, size, values}] per signal-weight layer, in node order."""
-    return [dict(name=n.name, signal=weight_signal(k), bits=n.params.w_bits, size=n.params.n_in * n.params.n_out,
+    return [dict(name=n.name, signal=weight_signal(k), bits=n.params.w_bits, size=len(layer_weights(n)),
                  values=layer_weights(n)) for k, n in weighted_layers(graph, vis)]
 
 

@@ -172,3 +172,23 @@ class Conv(OpDef):
         return "Conv2D", [*geometry_args(p.geometry()), ("CO", p.m), ("G", p.group), ("WT", p.wq),
                           ("WZP", p.w_zp), ("B", p.bias), ("XZP", p.x_zp), ("MULT", p.mult),
                           ("K", b.circuit["K"]), *requant_args(b)]
+
+
+def signal_weight_bounds(node, ins, out) -> Bounds:
+    """Conv with weights as signals (ConvW, StrandConvW*): the accumulator range over EVERY
+    weight in [0, 2^w_bits) and every input in [0, qmax], not only the model's weights, so no
+    prover-chosen weight can take a requantization input outside [0, 2^252). Each of the
+    T = C/G*KH*KW taps lies in [min corner, max corner], a range that holds 0, so windows that
+    lose taps to the padding are bounded too."""
+    p: Params = node.params
+    taps = p.c // p.group * p.kh * p.kw
+    xmax, wmax = ins[0].qmax, (1 << p.w_bits) - 1
+    amin = amax = None
+    for j in range(p.m):
+        corners = [(x - p.x_zp) * (w - p.w_zp[j]) for x in (0, xmax) for w in (0, wmax)]
+        lo_j = (taps * min(corners) + p.bias[j]) * p.mult[j]
+        hi_j = (taps * max(corners) + p.bias[j]) * p.mult[j]
+        amin = lo_j if amin is None else min(amin, lo_j)
+        amax = hi_j if amax is None else max(amax, hi_j)
+    return requant_bounds(amin, amax, p.shift, p.out_zp, p.out_lo, p.out_bits,
+                          what="conv accumulator (signal weights)")
