@@ -35,9 +35,9 @@ def _c(name, arr):
     return numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name)
 
 
-def _model(nodes, x_shape, y_shape, inits=(), opset=13):
+def _model(nodes, x_shape, y_shape, inits=(), opset=13, y_type=TensorProto.FLOAT):
     g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)], list(inits))
+                          [helper.make_tensor_value_info("y", y_type, y_shape)], list(inits))
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
 
 
@@ -74,7 +74,8 @@ def mul_const():
 
 
 def argmax(k):
-    return _model([helper.make_node("ArgMax", ["x"], ["y"], axis=1, keepdims=1)], [1, k], [1, 1]), f"over {k}"
+    return _model([helper.make_node("ArgMax", ["x"], ["y"], axis=1, keepdims=1)], [1, k], [1, 1],
+                  y_type=TensorProto.INT64), f"over {k}"
 
 
 def transpose():
