@@ -39,6 +39,8 @@ from .ops._window import tap_table
 STRAND_MODES = ("auto", "off")
 TEMPLATE_FILES = {"DenseW": "dense_w.circom", "ConvW": "conv_w.circom", "StrandDenseW": "strands.circom",
                   "StrandConvWChannels": "strands.circom", "StrandConvWPositions": "strands.circom"}
+TEMPLATES = {("Dense", "plain"): "DenseW", ("Dense", "channels"): "StrandDenseW", ("Conv", "plain"): "ConvW",
+             ("Conv", "channels"): "StrandConvWChannels", ("Conv", "positions"): "StrandConvWPositions"}
 LINEAR_PER_GROUP = 2        # s <== sum of products + constants; s === sum_j lane_j 2^(jL)  (kept at --O1)
 
 
@@ -120,17 +122,31 @@ def plan(node, ins, out, strands: str = "auto") -> Plan:
     cands = candidates(node, nl if strands == "auto" else 1)
     cost = {k: prods + LINEAR_PER_GROUP * groups for k, (prods, groups) in cands.items()}
     layout = min(cost, key=lambda k: (cost[k], k != "plain"))     # ties: plain
-    template = {("Dense", "plain"): "DenseW", ("Dense", "channels"): "StrandDenseW",
-                ("Conv", "plain"): "ConvW", ("Conv", "channels"): "StrandConvWChannels",
-                ("Conv", "positions"): "StrandConvWPositions"}[(node.op, layout)]
     packed = layout != "plain"
-    return Plan(node.name, node.op, layout, template, nl if packed else 1, L if packed else 0,
+    return Plan(node.name, node.op, layout, TEMPLATES[(node.op, layout)], nl if packed else 1, L if packed else 0,
+                cands[layout][0], cands["plain"][0], cands[layout][1], cost)
+
+
+def forced_plan(node, ins, out, layout: str) -> Plan:
+    """The plan of one given layout (ValueError when it does not apply: NL < 2, or Dense positions)."""
+    b = signal_bounds(node, ins, out)
+    L, nl = lane_geometry(b)
+    cands = candidates(node, nl)
+    if layout not in cands:
+        raise ValueError(f"layout {layout!r} does not apply to {node.op} '{node.name}' (NL = {nl})")
+    cost = {k: prods + LINEAR_PER_GROUP * groups for k, (prods, groups) in cands.items()}
+    packed = layout != "plain"
+    return Plan(node.name, node.op, layout, TEMPLATES[(node.op, layout)], nl if packed else 1, L if packed else 0,
                 cands[layout][0], cands["plain"][0], cands[layout][1], cost)
 
 
 def component(node, ins, out, strands: str = "auto") -> tuple[str, list]:
     """Template and arguments of a signal-weight layer, its weights on the port `w`."""
-    pl = plan(node, ins, out, strands)
+    return template_args(node, ins, out, plan(node, ins, out, strands))
+
+
+def template_args(node, ins, out, pl: Plan) -> tuple[str, list]:
+    """The component of a signal-weight layer for a given plan (tests force each layout)."""
     b = signal_bounds(node, ins, out)
     p = node.params
     if node.op == "Dense":
