@@ -238,3 +238,45 @@ def test_templates_equal_kernel(family):
     print(f"\n{family}: {stats['cases']} generated cases over {stats['circuits']} circuits, kernel == witness "
           f"bit for bit ({time.time() - t0:.1f} s)")
     assert stats["cases"] >= MIN_CASES
+
+
+# =========================================================================== the cost formula
+FORMULA_LAYERS = {
+    "dense": lambda: dense_layer(_rng_int(5), n_in=6, n_out=7, xbits=8, wbits=8, precision=12),
+    "conv": lambda: conv_layer(_rng_int(7), xbits=8, wbits=8, precision=12, c=2, h=4, w=4, kh=3, kw=3, sh=1, sw=1,
+                               pad=1, m=3),
+}
+
+
+@pytest.mark.parametrize("flags", [O1, O2], ids=["O1", "O2"])
+@pytest.mark.parametrize("which", list(FORMULA_LAYERS))
+def test_cost_formula_equals_r1cs(which, flags):
+    """What zkml/strands.py decides with: constraints(layout) - constraints(plain) measured on circom's
+    R1CS equals the formula's difference (the RequantClamps, the same in every layout, cancel)."""
+    from zkml.groth16 import r1cs_info
+    layer = FORMULA_LAYERS[which]()
+    level = flags[-1].lstrip("-")
+    measured, formula = {}, {}
+    for layout in layer.plan("plain").candidates:
+        measured[layout] = r1cs_info(compile_circuit(layer.source(layout, 1), flags).r1cs)["constraints"]
+        formula[layout] = layer.plan(layout).candidates[layout][level]
+    print(f"\n{which} --{level}: measured {measured}, formula {formula}")
+    assert len(measured) == (2 if which == "dense" else 3)
+    for layout in measured:
+        assert measured[layout] - measured["plain"] == formula[layout] - formula["plain"]
+    auto = strands.plan(layer.node, layer.ins, None, "auto")
+    assert measured[auto.layout] == min(measured.values())          # auto takes the cheapest
+    assert strands.plan(layer.node, layer.ins, None, "off").layout == "plain"
+
+
+def test_plain_where_packing_does_not_pay():
+    """One output per strand (Dense with one output) or NL < 2 (lanes wider than 126 bits): plain."""
+    one = dense_layer(_rng_int(3), n_in=5, n_out=1, xbits=8, wbits=8, precision=12)
+    assert strands.plan(one.node, one.ins, None, "auto").layout == "plain"
+    wide = dense_layer(_rng_int(3), n_in=5, n_out=4, xbits=8, wbits=8, precision=12)
+    wide.node.params.shift = 130          # a 130-bit shift: L = SHIFT + QBITS + 2 > 126, NL = 1
+    L, nl = strands.lane_geometry(strands.signal_bounds(wide.node, wide.ins, None))
+    assert L > 126 and nl == 1
+    assert strands.plan(wide.node, wide.ins, None, "auto").layout == "plain"
+    with pytest.raises(ValueError, match="does not apply"):
+        strands.forced_plan(wide.node, wide.ins, None, "channels")

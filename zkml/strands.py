@@ -19,10 +19,10 @@ Layouts, chosen per layer at compile time (`plan`), with their product counts:
              positions  N*CO*CG*block_taps            (StrandConvWPositions: inputs of NL output positions,
                                                        each weight used once per block: weight reuse)
 
-Every layout has the same RequantClamp per output; a packed layout adds (at --O1, where circom
-keeps linear constraints) two linear constraints per strand group. `strands="auto"` takes the
-layout with the fewest constraints by that formula (tests/test_strands.py checks the formula
-against circom's R1CS); plain wins when NL < 2 (lanes wider than 126 bits) or when a strand
+Every layout has the same RequantClamp per output. At --O1 circom keeps linear constraints: a
+strand group has two, a plain output one (Conv) or two (Dense). `strands="auto"` takes the
+layout with the fewest constraints by that formula (--O2 count first, then --O1;
+tests/test_strands.py checks it against circom's R1CS at both levels); plain wins when NL < 2 (lanes wider than 126 bits) or when a strand
 would hold one lane only (one output per group, e.g. a Dense with one output, a Conv with one
 output channel and one output position). `strands="off"` keeps every layer plain.
 """
@@ -41,7 +41,11 @@ TEMPLATE_FILES = {"DenseW": "dense_w.circom", "ConvW": "conv_w.circom", "StrandD
                   "StrandConvWChannels": "strands.circom", "StrandConvWPositions": "strands.circom"}
 TEMPLATES = {("Dense", "plain"): "DenseW", ("Dense", "channels"): "StrandDenseW", ("Conv", "plain"): "ConvW",
              ("Conv", "channels"): "StrandConvWChannels", ("Conv", "positions"): "StrandConvWPositions"}
-LINEAR_PER_GROUP = 2        # s <== sum of products + constants; s === sum_j lane_j 2^(jL)  (kept at --O1)
+# Linear constraints circom keeps at --O1 (--O2 eliminates every linear constraint): a strand group
+# has two (s <== sum of products + constants; s === sum_j lane_j 2^(jL)); a plain output has the
+# sum it feeds RequantClamp (DenseW: also SignalDot's out <== acc).
+LINEAR_PER_GROUP = 2
+LINEAR_PER_PLAIN_OUTPUT = {"Dense": 2, "Conv": 1}
 
 
 class StrandsError(ZkmlError):
@@ -65,7 +69,7 @@ class Plan:
     products: int        # signal x signal constraints of the chosen layout
     plain_products: int
     groups: int          # strand groups (StrandRequant instances); 0 for plain
-    candidates: dict     # layout -> estimated constraints beyond the requantization
+    candidates: dict     # layout -> {"O2": n, "O1": n}: constraints beyond the requantization
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -114,14 +118,24 @@ def candidates(node, nl: int) -> dict[str, tuple[int, int]]:
     return out
 
 
+def costs(node, cands: dict) -> dict[str, dict[str, int]]:
+    """layout -> {"O2": constraints, "O1": constraints} beyond the RequantClamps (the same in every
+    layout): the formula the layout is chosen by, checked against circom's R1CS in the tests."""
+    outs = node.params.rows * node.params.n_out if node.op == "Dense" else \
+        node.params.n * node.params.m * node.params.oh * node.params.ow
+    return {k: {"O2": prods, "O1": prods + (LINEAR_PER_GROUP * groups if k != "plain"
+                                           else LINEAR_PER_PLAIN_OUTPUT[node.op] * outs)}
+            for k, (prods, groups) in cands.items()}
+
+
 def plan(node, ins, out, strands: str = "auto") -> Plan:
     """The layout of one signal-weight layer (Dense or Conv): the cheapest by the constraint formula."""
     check_mode(strands)
     b = signal_bounds(node, ins, out)
     L, nl = lane_geometry(b)
     cands = candidates(node, nl if strands == "auto" else 1)
-    cost = {k: prods + LINEAR_PER_GROUP * groups for k, (prods, groups) in cands.items()}
-    layout = min(cost, key=lambda k: (cost[k], k != "plain"))     # ties: plain
+    cost = costs(node, cands)
+    layout = min(cost, key=lambda k: (cost[k]["O2"], cost[k]["O1"], k != "plain"))     # ties: plain
     packed = layout != "plain"
     return Plan(node.name, node.op, layout, TEMPLATES[(node.op, layout)], nl if packed else 1, L if packed else 0,
                 cands[layout][0], cands["plain"][0], cands[layout][1], cost)
@@ -134,7 +148,7 @@ def forced_plan(node, ins, out, layout: str) -> Plan:
     cands = candidates(node, nl)
     if layout not in cands:
         raise ValueError(f"layout {layout!r} does not apply to {node.op} '{node.name}' (NL = {nl})")
-    cost = {k: prods + LINEAR_PER_GROUP * groups for k, (prods, groups) in cands.items()}
+    cost = costs(node, cands)
     packed = layout != "plain"
     return Plan(node.name, node.op, layout, TEMPLATES[(node.op, layout)], nl if packed else 1, L if packed else 0,
                 cands[layout][0], cands["plain"][0], cands[layout][1], cost)
