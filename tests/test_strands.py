@@ -280,3 +280,252 @@ def test_plain_where_packing_does_not_pay():
     assert strands.plan(wide.node, wide.ins, None, "auto").layout == "plain"
     with pytest.raises(ValueError, match="does not apply"):
         strands.forced_plan(wide.node, wide.ins, None, "channels")
+
+
+# =========================================================================== forgeries
+FORGE_LAYER = lambda: dense_layer(_rng_int(11), n_in=5, n_out=4, xbits=8, wbits=8, precision=12)  # noqa: E731
+
+
+@pytest.fixture(scope="module", params=[O1, O2], ids=["O1", "O2"])
+def forge(request):
+    """A StrandDenseW (4 outputs in one strand of NL >= 4 lanes) with its honest witness."""
+    layer = FORGE_LAYER()
+    plan = layer.plan("channels")
+    assert plan.lanes >= 4 and plan.groups == 1
+    c = compile_circuit(layer.source("channels", 1), request.param)
+    rng = np.random.default_rng(4)
+    x = [int(v) for v in rng.integers(0, 256, layer.n_x)]
+    w = [int(v) for v in rng.integers(0, 256, layer.n_w)]
+    honest = c.witness({"in": [x], "w": [w]})
+    assert_accepted(c, honest)
+    b = strands.signal_bounds(layer.node, layer.ins, None)
+    return SimpleNamespace(layer=layer, plan=plan, c=c, honest=honest, rq=b.circuit, x=x, w=w)
+
+
+def _lanes(f) -> list[int]:
+    """The honest lanes N_j = M_j*(B_j + sum_k (x_k - XZP)(w_jk - WZP_j)) + 2^(S-1) + K*2^S, computed
+    here and checked against the witness where the lane survives (--O2 eliminates one lane by the
+    linear identity; the R1CS computes it from the others)."""
+    p, S = f.layer.p, f.rq["SHIFT"]
+    lanes = [p.mult[j] * (p.bias[j] + sum((x - p.x_zp) * (f.w[j * p.n_in + k] - p.w_zp[j]) for k, x in enumerate(f.x)))
+             + (1 << (S - 1)) + f.rq["K"] * (1 << S) for j in range(p.n_out)]
+    for j, v in enumerate(lanes):
+        name = f"main.c[0].lanes[0].lane[{j}]"
+        assert 0 <= v < 1 << (S + f.rq["QBITS"])
+        if f.c.survives(name):
+            assert f.c.value(f.honest, name) == v
+    return lanes
+
+
+def _forged(f, lanes: dict[int, int], q_of=None) -> list[int]:
+    """The honest witness with lane j set to the integer lanes[j] (mod p), and every RequantClamp
+    signal of that lane recomputed by the template's formulas for the quotient q_of(j, value)
+    (default: floor(value / 2^SHIFT)), its output propagated to the public output."""
+    S = f.rq["SHIFT"]
+    assign = {}
+    for j, v in lanes.items():
+        q = (v >> S) if q_of is None else q_of(j, v)
+        m = requant_model(f"main.c[0].lanes[0].rq[{j}]", v, f.rq, q)
+        m[f"main.c[0].lanes[0].lane[{j}]"] = v
+        for name in (f"main.c[0].lanes[0].out[{j}]", f"main.c[0].out[{j}]", f"main.out[0][{j}]"):
+            m[name] = m[f"main.c[0].lanes[0].rq[{j}].out"]
+        assign.update(m)
+    return f.c.tamper(f.honest, assign, skip_eliminated=True)
+
+
+def _identity_holds(f, lanes: dict[int, int]) -> bool:
+    L, old = f.plan.lane_bits, _lanes(f)
+    new = [lanes.get(j, v) for j, v in enumerate(old)]
+    return sum(v << (j * L) for j, v in enumerate(new)) % P == sum(v << (j * L) for j, v in enumerate(old)) % P
+
+
+CATCH = ("rBits", "n2b", "qBits")        # the requantization's decompositions = the lane range checks
+
+
+def test_signal_model_reproduces_honest_witness(forge):
+    lanes = _lanes(forge)
+    model = {}
+    for j, v in enumerate(lanes):
+        model.update(requant_model(f"main.c[0].lanes[0].rq[{j}]", v, forge.rq, v >> forge.rq["SHIFT"]))
+    honest_model_matches(forge.c, forge.honest, model)
+    assert forge.c.r1cs and _forged(forge, dict(enumerate(lanes))) == forge.honest
+    assert [forge.c.value(forge.honest, f"main.out[0][{j}]") for j in range(4)] == forge.layer.kernel(forge.x, forge.w)
+
+
+def _quotients(f, v: int, honest_q: int) -> list[int]:
+    """The quotients an attacker may try for a forged lane value v: floor(v / 2^S) and around it,
+    the field representative's, the honest one and around it, the edges of the q window."""
+    S, Q = f.rq["SHIFT"], f.rq["QBITS"]
+    qs = {v >> S, (v % P) >> S, honest_q, 0, (1 << Q) - 1, 1 << Q, -(1 << Q)}
+    qs |= {q + d for q in (v >> S, honest_q) for d in range(-3, 4)}
+    return sorted(qs)
+
+
+@pytest.mark.parametrize("j", [0, 1, 2])
+def test_lane_carry_rejected(forge, j):
+    """Lane j borrows 2^L from lane j+1 (lane j + 2^L, lane j+1 - 1): the packed sum is unchanged,
+    lane j is >= 2^L; for every quotient the attacker tries, a requant decomposition fails."""
+    L, lanes = forge.plan.lane_bits, _lanes(forge)
+    bad = {j: lanes[j] + (1 << L), j + 1: lanes[j + 1] - 1}
+    assert _identity_holds(forge, bad)
+    hq = lanes[j] >> forge.rq["SHIFT"]
+    for q in _quotients(forge, bad[j], hq):
+        assert_rejected(forge.c, _forged(forge, bad, lambda i, v: q if i == j else v >> forge.rq["SHIFT"]),
+                        caught_in=CATCH, kind="strands: lane carry")
+
+
+@pytest.mark.parametrize("t", [2, 3, 1 << 20])
+def test_lane_at_least_2L_rejected(forge, t):
+    """Lane 0 set to lane 0 + t*2^L (>= 2^L), lane 1 - t to keep the packed sum: rejected."""
+    L, lanes = forge.plan.lane_bits, _lanes(forge)
+    bad = {0: lanes[0] + t * (1 << L), 1: lanes[1] - t}
+    assert _identity_holds(forge, bad)
+    for q in _quotients(forge, bad[0], lanes[0] >> forge.rq["SHIFT"]):
+        assert_rejected(forge.c, _forged(forge, bad, lambda i, v: q if i == 0 else v >> forge.rq["SHIFT"]),
+                        caught_in=CATCH, kind="strands: lane >= 2^L")
+
+
+@pytest.mark.parametrize("j", [0, 1, 2])
+def test_field_negative_lane_rejected(forge, j):
+    """Lane j lends 2^L to lane j+1 (lane j - 2^L < 0, i.e. p - something; lane j+1 + 1)."""
+    L, lanes = forge.plan.lane_bits, _lanes(forge)
+    bad = {j: lanes[j] - (1 << L), j + 1: lanes[j + 1] + 1}
+    assert bad[j] < 0 and _identity_holds(forge, bad)
+    for q in _quotients(forge, bad[j], lanes[j] >> forge.rq["SHIFT"]):
+        assert_rejected(forge.c, _forged(forge, bad, lambda i, v: q if i == j else v >> forge.rq["SHIFT"]),
+                        caught_in=CATCH, kind="strands: field-negative lane")
+
+
+def test_free_lanes_with_lowest_solved_rejected(forge):
+    """Lanes 1..3 moved to other in-range values (+-1, +-2^SHIFT: another output), lane 0 solved
+    from the packed sum: lane 0 is then a huge field element and its decomposition fails."""
+    L, S, lanes = forge.plan.lane_bits, forge.rq["SHIFT"], _lanes(forge)
+    for d in (1, -1, 1 << S, -(1 << S)):
+        bad = {j: lanes[j] + d for j in (1, 2, 3)}
+        bad[0] = (lanes[0] - sum(d << (j * L) for j in (1, 2, 3))) % P
+        assert _identity_holds(forge, bad)
+        assert_rejected(forge.c, _forged(forge, bad), caught_in=CATCH, kind="strands: free lanes, lane 0 solved")
+
+
+def test_lane_off_the_packed_sum_rejected(forge):
+    """A lane changed alone (the other lanes honest, so the packed sum no longer matches): the
+    linear identity s === sum_j lane_j 2^(jL) fails, even with the requantization consistent."""
+    lanes = _lanes(forge)
+    for j in range(4):
+        bad = {j: lanes[j] + (1 << forge.rq["SHIFT"])}          # a consistent requant of another value
+        assert not _identity_holds(forge, bad)
+        assert_rejected(forge.c, _forged(forge, bad), kind="strands: lane off the packed sum")
+
+
+# =========================================================================== models
+def cnn_model():
+    from onnx import helper
+    from conftest import const, make_model, vinfo
+    rng = np.random.default_rng(1)
+    return make_model(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="c1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["y"], ["yr"], name="r1"),
+         helper.make_node("Conv", ["yr", "w2", "b2"], ["z"], name="c2", kernel_shape=[2, 2], strides=[2, 2])],
+        [vinfo("x", [1, 2, 5, 5])], [vinfo("z", [1, 3, 2, 2])],
+        [const("w", rng.normal(0, 1, (5, 2, 3, 3))), const("w2", rng.normal(0, 1, (3, 5, 2, 2))),
+         const("b2", rng.normal(0, 1, (3,)))])
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from conftest import mlp_model, save
+    d = tmp_path_factory.mktemp("strands")
+    rng = np.random.default_rng(0)
+    np.save(d / "cnn_cal.npy", rng.normal(0, 1, (32, 1, 2, 5, 5)).astype(np.float32))
+    (d / "cnn_x.json").write_text(json.dumps(rng.normal(0, 1, (1, 2, 5, 5)).tolist()))
+    np.save(d / "mlp_cal.npy", rng.normal(0, 1, (64, 1, 6)).astype(np.float32))
+    (d / "mlp_x.json").write_text(json.dumps([[0.7, -0.4, 1.3, -1.1, 0.2, 0.05]]))
+    return {"cnn": (d, save(cnn_model(), d / "cnn.onnx")), "mlp": (d, save(mlp_model((6, 5, 4), seed=2), d / "mlp.onnx"))}
+
+
+_builds: dict = {}
+
+
+def build(models, which: str, weights: str, mode: str) -> Path:
+    from zkml import api
+    from zkml.visibility import Visibility
+    key = (which, weights, mode)
+    if key not in _builds:
+        d, onnx_path = models[which]
+        b = d / f"b_{which}_{weights}_{mode}"
+        api.compile(onnx_path, b, d / f"{which}_cal.npy", visibility=Visibility("private", weights, "public"),
+                    strands=mode)
+        _builds[key] = b
+    return _builds[key]
+
+
+MODEL_CASES = [("cnn", "private", "auto"), ("cnn", "private", "off"), ("cnn", "hashed", "auto"),
+               ("cnn", "public", "auto"), ("mlp", "private", "auto"), ("mlp", "hashed", "auto")]
+
+
+@pytest.mark.parametrize("case", MODEL_CASES, ids=["-".join(c) for c in MODEL_CASES])
+def test_model_witness_equals_runtime(models, case):
+    """api.witness raises unless every public signal equals the runtime's (outputs, packed weights,
+    commitments); the outputs are the runtime's; the layouts are those build.json records."""
+    import zkml_runtime as rt
+    from zkml import api
+    which, weights, mode = case
+    b = build(models, *case)
+    d = models[which][0]
+    _, outs = api.witness(b, d / f"{which}_x.json")
+    g = api.load_graph(b)
+    x = np.array(json.loads((d / f"{which}_x.json").read_text()), dtype=np.float64)
+    q, _ = rt.quantize_input(g, x.reshape(g.tensors[g.inputs[0]].shape))
+    assert outs == [int(v) for o in rt.run_outputs(g, q) for v in o.reshape(-1)]
+    meta = json.loads((b / "build.json").read_text())
+    layouts = [pl["layout"] for pl in meta["strands"]["layers"]]
+    src = (b / "main.circom").read_text()
+    if mode == "off":
+        assert set(layouts) == {"plain"} and "Strand" not in src
+    elif which == "cnn":
+        assert layouts == ["channels", "positions"]            # c1: 5 channels; c2: 3 channels, 4 positions
+        assert "StrandConvWChannels(" in src and "StrandConvWPositions(" in src
+    else:
+        assert layouts == ["channels", "channels"] and "StrandDenseW(" in src
+
+
+def test_packed_cnn_saves_what_the_formula_says(models):
+    from zkml.groth16 import r1cs_info
+    auto, off = build(models, "cnn", "private", "auto"), build(models, "cnn", "private", "off")
+    n = {b: r1cs_info(b / "main.r1cs")["constraints"] for b in (auto, off)}
+    plans = json.loads((auto / "build.json").read_text())["strands"]["layers"]
+    level = json.loads((auto / "build.json").read_text())["circuit"]["circom"].lstrip("-")
+    saved = sum(pl["candidates"]["plain"][level] - pl["candidates"][pl["layout"]][level] for pl in plans)
+    print(f"\nCNN, weights private: plain {n[off]}, packed {n[auto]} constraints (--{level}), saved {saved}")
+    assert n[off] - n[auto] == saved > 0
+
+
+def test_wrong_weights_with_right_commitment_rejected(models):
+    """--weights hashed with packed Conv layers: a consistent witness for other weights, claiming
+    the published commitment, is rejected; so is the honest witness with one weight changed."""
+    import subprocess
+    from circuit_harness import Circuit, read_sym
+    from zkml import api, toolchain
+    from zkml.wtns import read_wtns
+    b = build(models, "cnn", "hashed", "auto")
+    d = models["cnn"][0]
+    wtns, _ = api.witness(b, d / "cnn_x.json")
+    honest, _ = read_wtns(wtns)
+    c = Circuit(b, "main", ["--O2"], read_sym(b / "main.sym"))
+    assert_accepted(c, honest)
+    inp = json.loads((b / "input.json").read_text())
+    published = c.value(honest, "main.weights_commitment")
+    assert str(published) == api.commitments(b)["weights"]
+    for wname in ("w0", "w1"):
+        for at in (0, len(inp[wname]) - 1):
+            other = dict(inp, **{wname: list(inp[wname])})
+            other[wname][at] = (other[wname][at] + 1) % 256
+            (b / "adv.json").write_text(json.dumps(other))
+            subprocess.run([toolchain.node(), b / "main_js" / "generate_witness.js", b / "main_js" / "main.wasm",
+                            b / "adv.json", b / "adv.wtns"], check=True, capture_output=True)
+            w2, _ = read_wtns(b / "adv.wtns")
+            assert c.value(w2, "main.weights_commitment") != published
+            forged = c.tamper(w2, {"main.weights_commitment": published})
+            assert_rejected(c, forged, caught_in="weights_commitment", kind="strands, hashed weights: other weights")
+        forged = c.tamper(honest, {f"main.{wname}[0]": (inp[wname][0] + 1) % 256})
+        assert_rejected(c, forged, kind="strands, hashed weights: one weight changed")
