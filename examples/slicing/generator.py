@@ -11,7 +11,7 @@ constraint), so the circuit's size follows the activations (~16.4k values, one r
 each, ~74 constraints per value at 8 bits), not the parameter count. The weights are seeded random (Kaiming-uniform as torch
 initializes them): training does not change the circuit's size or cost.
 
-    .venv/bin/python examples/slicing/generator.py OUT_DIR [--scale S]
+    .venv/bin/python examples/slicing/generator.py OUT_DIR [--scale S] [--mlp]
 
 writes OUT_DIR/generator.onnx, OUT_DIR/calibration.npy (standard-normal latents, as a GAN
 samples them) and OUT_DIR/input.json (one latent). --scale divides the channel counts (the
@@ -51,15 +51,23 @@ def generator(scale: int = 1) -> nn.Module:
         up(c[2], 1), nn.Tanh())
 
 
+def mlp_generator(scale: int = 1) -> nn.Module:
+    """The fully connected variant (559k parameters at scale 1): 100 -> 256 -> 512 -> 784 (28x28), Tanh.
+    Each weight is used once, so circom's linear terms equal the parameter count (cheap to compile),
+    and the circuit follows its 1,552 activations."""
+    return nn.Sequential(nn.Linear(LATENT, 256 // scale), nn.ReLU(), nn.Linear(256 // scale, 512 // scale), nn.ReLU(),
+                         nn.Linear(512 // scale, 784), nn.Tanh())
+
+
 def parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def export(out: Path, scale: int = 1, seed: int = 0, n_calibration: int = 32) -> Path:
+def export(out: Path, scale: int = 1, seed: int = 0, n_calibration: int = 32, mlp: bool = False) -> Path:
     import warnings
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     torch.manual_seed(seed)
-    model = generator(scale).eval()
+    model = (mlp_generator if mlp else generator)(scale).eval()
     out.mkdir(parents=True, exist_ok=True)
     path = out / "generator.onnx"
     torch.onnx.export(model, torch.zeros(1, LATENT), str(path), input_names=["z"], output_names=["image"],
@@ -74,9 +82,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--scale", type=int, default=1, help="divide the channel counts by this")
+    ap.add_argument("--mlp", action="store_true", help="the fully connected variant (mlp_generator)")
     a = ap.parse_args()
-    p = export(a.out, a.scale)
-    print(f"{p}: {parameters(generator(a.scale)):,} parameters")
+    p = export(a.out, a.scale, mlp=a.mlp)
+    print(f"{p}: {parameters((mlp_generator if a.mlp else generator)(a.scale)):,} parameters")
 
 
 if __name__ == "__main__":
