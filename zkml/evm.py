@@ -376,6 +376,7 @@ class DeployResult:
     reason: str = ""                    # why the verification failed
     consumer: dict | None = None        # the ERC-721 consumer: address, abi, token, gas, outputs read back
     consumer_source: str = ""           # (not in to_json)
+    hashed: dict | None = None          # --output hashed: the on-chain check of the claimed outputs
 
     def to_json(self) -> dict:
         """Everything but the Solidity sources (deployment.json)."""
@@ -414,6 +415,15 @@ def deploy_and_verify(vk: str | Path | dict, proof: str | Path | dict, public: s
                                        sender=sender, log=log, outputs=outputs, **kw)
 
 
+def _claimed_outputs(build: Path) -> list[int]:
+    """The outputs `zkml prove` recorded in prove.json (the claim a hashed output is checked against)."""
+    rec = _load_json(build / "prove.json", "prove record", "run `zkml prove`: a hashed output needs the claimed values")
+    outs = rec.get("outputs") if isinstance(rec, dict) else None
+    if not isinstance(outs, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in outs):
+        raise InputError(f"{build / 'prove.json'} has no list of integer outputs to check against the output digest")
+    return outs
+
+
 def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s: None, **kw) -> DeployResult:
     """`zkml deploy`: verifier for build/verification_key.json, checked with build/proof.json.
 
@@ -435,9 +445,31 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
     if not isinstance(meta, dict):
         raise BuildError(f"{build / 'build.json'} is not a build record (a JSON object); recompile the model")
     name = Path(str(meta.get("source") or build.name)).stem
+    segs = meta.get("public_segments") or []
+    hashed = any(s.get("kind") == "output" and s.get("mode") == "hashed" for s in segs)
+    claimed = _claimed_outputs(build) if hashed else None
+    if hashed and kw.get("consumer"):
+        raise InputError("--mint takes public outputs; this build's outputs are hashed (their on-chain check is "
+                         "the hashed-output contract `zkml deploy` runs without --mint)")
+    if hashed:     # refuse malformed claimed outputs before spending gas; one chain for everything
+        from . import evm_hashed
+        evm_hashed.output_words(evm_hashed.output_segment(segs)[0]["tensors"], claimed)
+        kw["w3"] = kw.get("w3") or connect(rpc, private_key=kw.pop("private_key", None))
     res = deploy_and_verify(build / "verification_key.json", build / "proof.json", build / "public.json",
                             name=name, setup_note=note, rpc=rpc, log=log,
                             outputs=meta.get("public_layout"), **kw)
+    if hashed and res.valid:   # the outputs as calldata, checked against the proof's digest (zkml.evm_hashed)
+        from . import evm_split
+        run = evm_hashed.check_outputs(kw["w3"], res.address, res.mode, segs, _load_json(build / "proof.json", "proof"),
+                                       _load_json(build / "public.json", "public inputs"), claimed, name=name,
+                                       budget=kw.get("gas_budget", evm_split.DEFAULT_GAS_BUDGET),
+                                       sender=kw.get("sender"), log=log)
+        (build / "HashedOutputs.sol").write_text(run.source)
+        res.hashed = run.to_json()
+        res.valid, res.outputs = run.valid, run.outputs or None
+        res.reason = run.reason
+        res.contracts += run.contracts
+        res.transactions += run.transactions
     (build / "Verifier.sol").write_text(res.source)
     if res.consumer_source:
         (build / "OutputNFT.sol").write_text(res.consumer_source)
