@@ -20,7 +20,8 @@ include "requant.circom";
 // zkml's bound analysis chose K so that 0 <= N < 2^(SHIFT+QBITS) <= 2^252 for every input
 // with in[i] < 2^bits (range-checked by its producer), so RequantClamp's quotient and
 // remainder are unique and every constraint is an integer equation.
-// Cost: one RequantClamp per output (SHIFT + QBITS bits, plus QBITS + 2 per active clamp).
+// Cost: one RequantClamp per output (SHIFT bits, plus QBITS + 2 per active clamp, or plus
+// QBITS when neither clamp is active).
 template Conv2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, WZP, B, XZP, MULT, K,
                 SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI) {
     assert(C % G == 0 && CO % G == 0);

@@ -45,6 +45,12 @@ ALLOWED = {
     ("CA02", "RequantClamp", "qBits.out"): ("RequantClamp quotient, only in instances without a clamp (with one, "
                                             "the clamp comparator's decomposition bounds q: circuits/requant.circom): "
                                             + _NUM2BITS + " (0 <= q < 2^QBITS)"),
+    ("CA02", "ArgMaxOne", "d[*].out"): ("ArgMaxOne's d[k] = m - in[k] - ahead: " + _NUM2BITS
+                                        + " (0 <= d[k] < 2^BITS: in[k] <= max, strictly before the index; "
+                                        "circuits/argmax.circom)"),
+    ("CA01", "IndexMap", "in"): ("IndexMap of a Slice, Gather, Resize or a cropping Pad reads only some of "
+                                 "its inputs; the others are the producer's values, range-checked there, "
+                                 "and cannot influence any output, so no constraint needs them."),
     ("CA02", "LessThan", "n2b.out"): ("circomlib LessThan(n) decomposes in[0] + 2^n - in[1] into n+1 bits and "
                                       "reads only the top one; the n low bits are constrained inside Num2Bits "
                                       "and exist to make the decomposition (hence the comparison) unique."),
