@@ -99,7 +99,7 @@ def main(argv=None) -> int:
             rows.append(f"| {label} | {words} | {poseidon.chain_constraints(words)} | {cp:,} | {ch:,} (+{ch - cp:,}) "
                         f"| {rp.n_public} | {rp.verify_gas:,} | {rh.verify_gas:,} | {h['gas']:,} "
                         f"| {h['gas'] - rp.verify_gas:+,} | {rp.deploy_gas:,} | {rh.deploy_gas - pos_deploy - cons_deploy:,} + "
-                        f"{cons_deploy:,} |")
+                        f"{cons_deploy:,} |")   # deploy_gas: verifier + Poseidon + consumer
             print(rows[-1], file=sys.stderr, flush=True)
         chain_desc = evm.chain_description(evm.connect(rpc))
     print(f"Chain: {where} ({chain_desc}); gas budget {a.budget:,} per transaction. The Poseidon(16) "

@@ -261,3 +261,22 @@ def test_deploy_hashed_on_anvil(hashed_build, anvil):
     res = api.deploy(b, rpc=anvil)
     assert res.valid and res.hashed["valid"] and res.outputs == runtime_outputs(d, b, "x")
     assert 0 < res.hashed["gas"] < BUDGET
+
+
+def test_deploy_hashed_with_split_verifier(hashed_build):
+    """With the split verifier (forced here), the consumer reads isVerified(publicInputsHash(pub))."""
+    d, b, other = hashed_build
+    w3 = evm.connect()
+    res = api.deploy(b, w3=w3, force_split=True, points_per_key=1)
+    assert res.mode == "split" and res.valid and res.outputs == runtime_outputs(d, b, "x")
+    assert "isVerified" in (b / "HashedOutputs.sol").read_text()
+    segs = json.loads((b / "build.json").read_text())["public_segments"]
+    abi = evm.compile_solidity(evm_hashed.render_consumer(segs, res.n_public, "recorded"), "ZkmlHashedOutputs").abi
+    cons = evm_hashed.HashedConsumer(res.hashed["consumer"], abi, "recorded", "", None)
+    words = res.hashed["words"]
+    changed = list(res.outputs)
+    changed[0] = (changed[0] + 1) % 256
+    assert not _attempt(w3, cons, b, packing.pack(changed, 8))[0]
+    # the other input's outputs match its own digest, but no proof of it was verified on this chain
+    assert not _attempt(w3, cons, b, packing.pack(other["outputs"], 8), other["proof"], other["public"])[0]
+    assert _attempt(w3, cons, b, words)[0]

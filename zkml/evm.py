@@ -470,6 +470,7 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
         res.reason = run.reason
         res.contracts += run.contracts
         res.transactions += run.transactions
+        res.deploy_gas += sum(c["deploy_gas"] for c in run.contracts)
     (build / "Verifier.sol").write_text(res.source)
     if res.consumer_source:
         (build / "OutputNFT.sol").write_text(res.consumer_source)
