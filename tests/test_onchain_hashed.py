@@ -242,12 +242,16 @@ def test_cli_deploy_hashed(hashed_build, tmp_path):
     shutil.copytree(b, b2)
     r = CliRunner().invoke(cli, ["deploy", str(b2)])
     assert r.exit_code == 0, r.output
-    assert "verifyWithOutputs" in r.output and "true" in r.output
+    lines = {ln.split(":")[0]: ln for ln in r.output.splitlines() if ln.startswith("on-chain ")}
+    assert "): true (gas used" in lines["on-chain verifyWithOutputs (the outputs of prove.json as calldata, 2 words, "
+                                        "against the output digest)"]
+    assert lines["on-chain verifyProof"].startswith("on-chain verifyProof: true")
     rec = json.loads((b2 / "prove.json").read_text())
     rec["outputs"][0] = (rec["outputs"][0] + 1) % 256
     (b2 / "prove.json").write_text(json.dumps(rec))
     r = CliRunner().invoke(cli, ["deploy", str(b2)])
     assert r.exit_code == 1 and "rejected" in r.output and "Traceback" not in r.output
+    assert "on-chain verifyProof: true" in r.output and "against the output digest): false" in r.output
     rec["outputs"] = rec["outputs"][:-1]
     (b2 / "prove.json").write_text(json.dumps(rec))
     r = CliRunner().invoke(cli, ["deploy", str(b2)])

@@ -348,8 +348,14 @@ def deploy_cmd(build, rpc, private_key, sender, gas_budget, mint):
         click.echo(f"{c['name']} at {c['address']}: {c['code_size']} bytes of code, deploy gas {c['deploy_gas']}")
     n_tx = sum(1 for t in r.transactions if not t["what"].startswith("deploy") and t["what"] != "mint")
     what = "verifyProof" if r.mode == "single" else "verification"
-    click.echo(f"on-chain {what}: {str(r.valid).lower()} (gas used {r.verify_gas} in {n_tx} transaction"
+    proof_ok = r.valid or r.hashed is not None      # the hashed-output check runs only after a valid proof
+    click.echo(f"on-chain {what}: {str(proof_ok).lower()} (gas used {r.verify_gas} in {n_tx} transaction"
                f"{'s' if n_tx != 1 else ''}, budget {r.gas_budget} each)")
+    if r.hashed:
+        h = r.hashed
+        click.echo(f"on-chain verifyWithOutputs (the outputs of prove.json as calldata, {len(h['words'])} words, "
+                   f"against the output digest): {str(h['valid']).lower()}"
+                   + (f" (gas used {h['gas']})" if h["gas"] is not None else " (reverted)"))
     if r.reason:
         click.echo(f"rejected: {r.reason}", err=True)
     if r.outputs is not None:

@@ -189,7 +189,8 @@ class HashedRun:
     consumer: str = ""          # address
     poseidon: str = ""
     contracts: list = None      # {name, address, code_size, deploy_gas}
-    transactions: list = None
+    transactions: list = None   # the deployments
+    tx: dict | None = None      # the verifyWithOutputs transaction
     source: str = ""            # the consumer's Solidity (not in to_json)
 
     def to_json(self) -> dict:
@@ -227,8 +228,8 @@ def deploy_consumer(w3, verifier: str, verifier_mode: str, pos: PoseidonDeployme
 
 def verify_with_outputs(w3, consumer: HashedConsumer, proof: dict, public: list, words: list[int], *,
                         gas: int = evm_split.DEFAULT_GAS_BUDGET, send_tx: bool = True,
-                        sender: str | None = None) -> tuple[bool, int | None, str]:
-    """verifyWithOutputs by eth_call -> (accepted, gas of the same call sent as a transaction, reason).
+                        sender: str | None = None) -> tuple[bool, evm_split.TxRecord | None, str]:
+    """verifyWithOutputs by eth_call -> (accepted, the same call sent as a transaction, reason).
 
     A revert (a wrong word count, a word that is no valid packing or not below r) is a rejection
     with the contract's error as the reason."""
@@ -246,11 +247,10 @@ def verify_with_outputs(w3, consumer: HashedConsumer, proof: dict, public: list,
         ok = bool(fn.call({"from": frm, "gas": gas}))
     except (Web3Exception, ValueError, TransactionFailed) as e:
         return False, None, evm_split.error_name(consumer.abi, e)
-    used = None
+    rec = None
     if send_tx:
         rec, _ = evm_split._send(w3, "verifyWithOutputs", gas, fn=fn, sender=sender, abi=consumer.abi)
-        used = rec.gas_used
-    return ok, used, "" if ok else "verifyWithOutputs returned false (digest or proof mismatch)"
+    return ok, rec, "" if ok else "verifyWithOutputs returned false (digest or proof mismatch)"
 
 
 def check_outputs(w3, verifier: str, verifier_mode: str, segments: list[dict], proof: dict, public: list, outputs: list[int], *,
@@ -268,7 +268,8 @@ def check_outputs(w3, verifier: str, verifier_mode: str, segments: list[dict], p
     log(f"  ZkmlHashedOutputs at {cons.address}: {cons.record.code_size:,} bytes, gas {cons.record.gas_used:,}")
     c = w3.eth.contract(address=cons.address, abi=cons.abi)
     digest = int(c.functions.outputsDigest(words).call({"from": evm._sender(w3, sender), "gas": budget}))
-    ok, gas, reason = verify_with_outputs(w3, cons, proof, public, words, gas=budget, sender=sender)
+    ok, tx, reason = verify_with_outputs(w3, cons, proof, public, words, gas=budget, sender=sender)
+    gas = tx.gas_used if tx else None
     back = [int(v) for v in c.functions.unpackOutputs(words).call()] if ok else []
     log(f"  verifyWithOutputs ({len(words)} words, {len(outputs)} values): {str(ok).lower()}"
         + (f", gas {gas:,}" if gas is not None else "") + (f" ({reason})" if reason else ""))
@@ -276,7 +277,7 @@ def check_outputs(w3, verifier: str, verifier_mode: str, segments: list[dict], p
     contracts = [dict(name=r.what.removeprefix("deploy "), address=r.address, code_size=r.code_size,
                       deploy_gas=r.gas_used) for r in recs]
     return HashedRun(ok, back, words, digest, gas, reason, cons.address, pos.address, contracts,
-                     [asdict(r) for r in recs], cons.source)
+                     [asdict(r) for r in recs], asdict(tx) if tx else None, cons.source)
 
 
 __all__ = ["render_poseidon", "table_codes", "table_words", "deploy_poseidon", "commit_words_on_chain",
