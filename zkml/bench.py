@@ -611,7 +611,8 @@ def bench(models: list[BenchModel], out: Path, *, ezkl: bool | None = None,
                 log(f"  onnxruntime cannot run {m.name}: {e}")
             for t in targets:
                 rows.append(run_ezkl(m, model, work, t, lim, srs_dir, log, refs))
-        shutil.rmtree(work / "zkml" / "main_js", ignore_errors=True)
+        shutil.rmtree(work / "zkml" / "main_js", ignore_errors=True)   # keys and witness code: the bulk of
+        (work / "zkml" / "main.zkey").unlink(missing_ok=True)           # the disk; figures are in bench.json
         (out / "bench.json").write_text(json.dumps(rows, indent=1, default=str))
     return rows
 
