@@ -72,10 +72,6 @@ class WeightGrid:
             return None
         return self.scales.reshape(-1).astype(np.float64), self.zero_points.reshape(-1).astype(np.int64)
 
-    @property
-    def bits(self) -> int:
-        return (self.qmax - self.qmin).bit_length()
-
 
 def is_prequantized(model: onnx.ModelProto) -> bool:
     return any(n.op_type in QDQ_OPS for n in model.graph.node)
@@ -122,9 +118,6 @@ class _Graph:
 
     def producers(self) -> dict[str, onnx.NodeProto]:
         return {o: n for n in self.g.node for o in n.output}
-
-    def consumers(self, tensor: str) -> list[onnx.NodeProto]:
-        return [n for n in self.g.node if tensor in n.input]
 
 
 def _expand_qoperators(g: _Graph) -> None:
