@@ -22,6 +22,9 @@ include "requant.circom";
 // remainder are unique and every constraint is an integer equation.
 // Cost: one RequantClamp per output (SHIFT bits, plus QBITS + 2 per active clamp, or plus
 // QBITS when neither clamp is active).
+// circom builds the linear combination acc symbolically, and `acc += term` copies acc each time
+// (quadratic in the number of terms: minutes for a layer of 3,000-term outputs). The terms are
+// therefore summed as a balanced tree (pairwise, in place): the same linear combination.
 template Conv2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, WZP, B, XZP, MULT, K,
                 SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI) {
     assert(C % G == 0 && CO % G == 0);
@@ -30,23 +33,39 @@ template Conv2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, W
     var CG = C \ G;
     var MG = CO \ G;
     component rq[N * CO * OH * OW];
+    var t[CG * KH * KW];
     for (var n = 0; n < N; n++) {
         for (var m = 0; m < CO; m++) {
             var g = m \ MG;
             for (var oy = 0; oy < OH; oy++) {
                 for (var ox = 0; ox < OW; ox++) {
-                    var acc = B[m];
+                    var nt = 0;
                     for (var ci = 0; ci < CG; ci++) {
                         for (var ky = 0; ky < KH; ky++) {
                             var iy = oy * SH - PT + ky * DH;
                             for (var kx = 0; kx < KW; kx++) {
                                 var ix = ox * SW - PL + kx * DW;
                                 if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
-                                    acc += (in[((n * C + g * CG + ci) * H + iy) * W + ix] - XZP)
+                                    t[nt] = (in[((n * C + g * CG + ci) * H + iy) * W + ix] - XZP)
                                            * (WT[m][(ci * KH + ky) * KW + kx] - WZP[m]);
+                                    nt++;
                                 }
                             }
                         }
+                    }
+                    var len = nt;
+                    while (len > 1) {           // pairwise tree sum (see the header)
+                        for (var i = 0; i < len \ 2; i++) {
+                            t[i] = t[2 * i] + t[2 * i + 1];
+                        }
+                        if (len % 2 == 1) {
+                            t[len \ 2] = t[len - 1];
+                        }
+                        len = (len + 1) \ 2;
+                    }
+                    var acc = B[m];
+                    if (nt > 0) {
+                        acc += t[0];
                     }
                     var o = ((n * CO + m) * OH + oy) * OW + ox;
                     rq[o] = RequantClamp(SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI);

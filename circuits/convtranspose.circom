@@ -2,29 +2,70 @@ pragma circom 2.1.0;
 // zkml operator library: transposed convolution (ConvTranspose 1-D/2-D) as zero insertion
 // followed by a convolution with the flipped kernel.
 // SPDX-License-Identifier: GPL-3.0-only
-include "layout.circom";
 include "conv.circom";
 
-// ConvTranspose2D(NIN, NUP, UPIDX, N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, WZP,
-//                 B, XZP, MULT, K, SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI)
+// ConvTranspose2D(NIN, HWIN, N, C, OH, OW, KHW, MAXV, NV, TAP, SRC, CO, G, WT, WZP, B, XZP, MULT, K,
+//                 SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI)
 //
-// Integer formula (zkml/ops/convtranspose.py, ConvTranspose.kernel):
-//     u[j]  = in[UPIDX[j]]  if UPIDX[j] >= 0,   u[j] = XZP  otherwise      (j < NUP = N*C*H*W)
-//     out   = Conv2D(u)   (the formula of circuits/conv.circom, geometry N, C, H, W, ... over u)
-// The inserted zeros and the padding are XZP, the quantized real 0: their Conv terms
-// (XZP - XZP) * w vanish. u is made of equalities (IndexMap: no constraint after --O2); every
-// u[j] is an input value or the constant XZP, so u[j] < 2^bits holds because in[] is
-// range-checked by its producer, which is Conv2D's precondition. Cost: Conv2D's, one
-// RequantClamp per output.
-template ConvTranspose2D(NIN, NUP, UPIDX, N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, WZP,
-                         B, XZP, MULT, K, SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI) {
-    assert(NUP == N * C * H * W);
+// Integer formula (zkml/ops/convtranspose.py, ConvTranspose.kernel): Conv2D (circuits/conv.circom)
+// over u, the input with zeros inserted and padded (u[j] = in[up_idx[j]], or XZP, the quantized
+// real 0). The inserted zeros and the padding contribute (XZP - XZP) * w = 0, so only the taps
+// that land on a real input are summed: for output position p = oy*OW + ox, its NV[p] taps
+// v < NV[p] have kernel offset TAP[p][v] (= ky*KW + kx) and read input position SRC[p][v]
+// (= iy*Win + ix) of each input channel, tabulated by zkml/ops/convtranspose.py (tap_table_t,
+// which checks the zero insertion is the same for every channel):
+//     acc[n][m][p] = B[m] + sum_{ci < C/G, v < NV[p]} (in[(n*C + g*C/G + ci)*HWIN + SRC[p][v]] - XZP)
+//                                                      * (WT[m][ci*KHW + TAP[p][v]] - WZP[m])
+//     out = clamp(floor((acc*MULT[m] + 2^(SHIFT-1)) / 2^SHIFT) + ZP, lo, 2^bits - 1)
+// (g = m / (CO/G)). acc is a linear combination of input signals (constant weights): no
+// constraint; RequantClamp gets N = acc*MULT[m] + 2^(SHIFT-1) + K*2^SHIFT, 0 <= N < 2^(SHIFT+QBITS)
+// by the bound analysis (Conv's rule over u), which needs every in[] range-checked by its producer.
+// Cost: one RequantClamp per output.
+// circom builds the linear combination acc symbolically, and `acc += term` copies acc each time
+// (quadratic in the number of terms); the terms are summed as a balanced tree instead. Looping
+// over the tabulated taps, not every tap of the zero-inserted input, also keeps circom's own
+// loop (an interpreter) to the real multiply-accumulates.
+template ConvTranspose2D(NIN, HWIN, N, C, OH, OW, KHW, MAXV, NV, TAP, SRC, CO, G, WT, WZP, B, XZP, MULT, K,
+                         SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI) {
+    assert(NIN == N * C * HWIN);
+    assert(C % G == 0 && CO % G == 0);
     signal input in[NIN];
     signal output out[N * CO * OH * OW];
-    component up = IndexMap(NIN, NUP, UPIDX, XZP);
-    up.in <== in;
-    component conv = Conv2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, WZP, B, XZP, MULT, K,
-                            SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI);
-    conv.in <== up.out;
-    out <== conv.out;
+    var CG = C \ G;
+    var MG = CO \ G;
+    component rq[N * CO * OH * OW];
+    var t[CG * MAXV];
+    for (var n = 0; n < N; n++) {
+        for (var m = 0; m < CO; m++) {
+            var g = m \ MG;
+            for (var p = 0; p < OH * OW; p++) {
+                var nt = 0;
+                for (var ci = 0; ci < CG; ci++) {
+                    var base = (n * C + g * CG + ci) * HWIN;
+                    for (var v = 0; v < NV[p]; v++) {
+                        t[nt] = (in[base + SRC[p][v]] - XZP) * (WT[m][ci * KHW + TAP[p][v]] - WZP[m]);
+                        nt++;
+                    }
+                }
+                var len = nt;
+                while (len > 1) {           // pairwise tree sum (see the header)
+                    for (var i = 0; i < len \ 2; i++) {
+                        t[i] = t[2 * i] + t[2 * i + 1];
+                    }
+                    if (len % 2 == 1) {
+                        t[len \ 2] = t[len - 1];
+                    }
+                    len = (len + 1) \ 2;
+                }
+                var acc = B[m];
+                if (nt > 0) {
+                    acc += t[0];
+                }
+                var o = (n * CO + m) * OH * OW + p;
+                rq[o] = RequantClamp(SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI);
+                rq[o].in <== acc * MULT[m] + 2 ** (SHIFT - 1) + K * 2 ** SHIFT;
+                out[o] <== rq[o].out;
+            }
+        }
+    }
 }

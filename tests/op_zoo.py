@@ -1235,8 +1235,9 @@ def convtranspose_fnode(shape, W, b, **attrs) -> FNode:
 
 
 class ConvTransposeSpec(ConvSpec):
-    """ConvTranspose2D = IndexMap (zero insertion, padding) + Conv2D: Conv's attacks on the inner Conv2D's
-    RequantClamps (prefix.conv.rq[i]); the requantization inputs from Conv's formula over the zero-inserted input."""
+    """ConvTranspose2D: Conv's attacks on its RequantClamps (prefix.rq[i]); the requantization inputs from
+    Conv's formula over the zero-inserted input (the template sums only the taps on real inputs: the
+    same linear combination)."""
     name, template_file = "ConvTranspose", "convtranspose.circom"
     attack_cfgs = [
         dict(shape=[1, 1, 2, 2], m=1, kernel=[2, 2], strides=[2, 2], pads=[1, 0, 0, 1], output_padding=[1, 0],
@@ -1265,14 +1266,6 @@ class ConvTransposeSpec(ConvSpec):
     def requant_ns(self, case, inputs):
         p = case.params
         return super().requant_ns(case, {"in": [inputs["in"][j] if j >= 0 else p.x_zp for j in p.up_idx]})
-
-    def forgeries(self, case, prefix, inputs, out_names):
-        return super().forgeries(case, f"{prefix}.conv", inputs,
-                                 lambda i: out_names(i) + [f"{prefix}.conv.out[{i}]"])
-
-    def honest_models(self, case, prefix, inputs, out_names):
-        return super().honest_models(case, f"{prefix}.conv", inputs,
-                                     lambda i: out_names(i) + [f"{prefix}.conv.out[{i}]"])
 
     @staticmethod
     def param_strategy():

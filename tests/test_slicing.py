@@ -2,7 +2,9 @@
 
 A small MLP is cut into 3 segment circuits, compiled with `zkml compile --slices 3`, proven on
 input A as Ray tasks on a local Ray cluster (2 CPUs) and on input B in-process. Checked:
-  * cutting: only single-tensor boundaries, segments composed == the whole model (exact),
+  * cutting: boundaries are the tensors crossing the cut (one, or a bundle of up to 4), layers
+    split into output-channel groups compute the same integers, segments composed == the whole
+    model (exact),
   * the proven outputs == the reference runtime of the whole model (exact) and the dequantized
     outputs close to onnxruntime (tolerance stated below); each boundary commitment == the Poseidon
     commitment (zkml/poseidon.py) of the runtime's boundary tensor,
@@ -43,48 +45,94 @@ def _graph(model, tmp_path) -> Graph:
     return g
 
 
-def test_cuts_only_where_one_tensor_crosses(tmp_path):
+def _crossing(g: Graph, i: int) -> set[str]:
+    """Independent recount: tensors made at or before node i (or the input) and read after it."""
+    made = {g.inputs[0], *(n.output for n in g.nodes[:i + 1])}
+    read = {t for n in g.nodes[i + 1:] for t in n.inputs} | set(g.outputs)
+    return made & read
+
+
+def test_cut_candidates_are_the_crossing_tensors(tmp_path):
     g = _graph(residual_model(), tmp_path)
     cands = slicing.cut_candidates(g)
-    crossing = []
-    for i in cands:   # independent recount: tensors made at or before i, read after i
-        made = {g.inputs[0], *(n.output for n in g.nodes[:i + 1])}
-        read = {t for n in g.nodes[i + 1:] for t in n.inputs} | set(g.outputs)
-        crossing.append(made & read)
-    assert all(len(c) == 1 for c in crossing)
+    for i in range(len(g.nodes) - 1):
+        cross = _crossing(g, i)
+        if i in cands:
+            assert set(cands[i]) == cross and 1 <= len(cross) <= slicing.MAX_BUNDLE
+        else:   # refused only for a reason: too many tensors, mixed widths or a model output crossing
+            assert len(cross) > slicing.MAX_BUNDLE or len({g.tensors[t].bits for t in cross}) > 1 \
+                or cross & set(g.outputs)
     both_branches = [k for k, n in enumerate(g.nodes) if len(n.inputs) == 2][0]   # the Add of the two Gemms
-    assert all(i >= both_branches for i in cands), "a cut between the branches would need two tensors"
+    assert any(i < both_branches and len(cands[i]) == 2 for i in cands), "a cut between the branches is a bundle"
     with pytest.raises(slicing.SliceError, match="too many"):
         slicing.choose_cuts(g, slices=len(cands) + 2)
 
 
+def _compose(g: Graph, g2: Graph, cuts: list[int], rng, n_inputs: int = 5) -> None:
+    """Segments run one after another == the whole model; every boundary == the runtime's tensors."""
+    parts = slicing.split(g2, cuts)
+    bparts = slicing.boundary_parts(g2, cuts)
+    assert len(parts) == len(cuts) + 1
+    for _ in range(n_inputs):
+        q, _ = rt.quantize_input(g, rng.normal(size=g.tensors[g.inputs[0]].shape))
+        env = rt.run(g2, q)
+        x = q
+        for k, p in enumerate(parts):
+            if k > 0:
+                want = np.concatenate([env[t].reshape(-1) for t in bparts[k - 1]])
+                assert np.array_equal(np.asarray(x).reshape(-1), want)
+            x = rt.run_outputs(p, np.asarray(x).reshape(p.tensors[p.inputs[0]].shape))[0]
+        assert np.array_equal(x, rt.run_outputs(g, q)[0])
+
+
 def test_segments_compose_to_the_whole_model(tmp_path):
-    g = _graph(mlp_model(SIZES), tmp_path)
     rng = np.random.default_rng(3)
-    for n in (2, 3):
-        parts = slicing.split(g, slicing.choose_cuts(g, slices=n))
-        assert len(parts) == n and sum(len(p.nodes) for p in parts) == len(g.nodes)
-        for _ in range(5):
-            q, _ = rt.quantize_input(g, rng.normal(size=(1, SIZES[0])))
-            x = q
-            for p in parts:
-                x = rt.run_outputs(p, x)[0]
-            assert np.array_equal(x, rt.run_outputs(g, q)[0])
+    g = _graph(mlp_model(SIZES), tmp_path)
+    for n in (2, 3, 5, 8):
+        g2, cuts = slicing.plan(g, slices=n)
+        _compose(g, g2, cuts, rng)
+    g = _graph(residual_model(), tmp_path)
+    for n in (2, 3, 5):
+        g2, cuts = slicing.plan(g, slices=n)
+        _compose(g, g2, cuts, rng)
 
 
-def test_max_constraints_cuts_and_refuses_a_layer_too_big(tmp_path):
+def test_split_layers_computes_the_same_integers(tmp_path):
+    g = _graph(mlp_model((6, 48, 48, 4)), tmp_path)
+    est = slicing.node_estimates(g)
+    g2 = slicing.split_layers(g, max(est) // 5)
+    split = [n for n in g2.nodes if "#ch" in n.name]
+    assert {n.op for n in split} == {"Dense"} and len(split) >= 10
+    assert sum(slicing.node_estimates(g2)) <= sum(est)      # joins are free; a group's bounds are at most the layer's
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        q, _ = rt.quantize_input(g, rng.normal(size=(1, 6)) * 2)
+        e1, e2 = rt.run(g, q), rt.run(g2, q)
+        assert all(np.array_equal(e1[t], e2[t]) for t in e1)        # every tensor of the model, bit for bit
+
+
+def test_max_constraints_cuts_and_splits_a_layer_too_big(tmp_path):
     g = _graph(mlp_model((6, 48, 48, 48, 48, 4)), tmp_path)
     est = slicing.node_estimates(g)
     k = int(0.6 * sum(est))
     cuts = slicing.choose_cuts(g, max_constraints=k)
     assert len(cuts) >= 1
     edges = [-1, *cuts, len(est) - 1]
+    cands = slicing.cut_candidates(g)
     for a, b in zip(edges[:-1], edges[1:]):       # every segment within K, its boundaries included
-        cost = sum(est[a + 1:b + 1]) + sum(slicing.boundary_estimate(g, g.nodes[i].output)
+        cost = sum(est[a + 1:b + 1]) + sum(slicing.boundary_estimate(g, cands[i])
                                            for i in (a, b) if 0 <= i < len(est) - 1)
         assert cost <= k
-    with pytest.raises(slicing.SliceError, match="alone needs"):
+    with pytest.raises(slicing.SliceError, match="alone needs"):     # the unsplit graph cannot ...
         slicing.choose_cuts(g, max_constraints=max(est) // 2)
+    k = max(est) // 2 + 3000
+    g2, cuts = slicing.plan(g, max_constraints=k)                  # ... the planner splits the big layers
+    est2, cands2 = slicing.node_estimates(g2), slicing.cut_candidates(g2)
+    edges = [-1, *cuts, len(est2) - 1]
+    for a, b in zip(edges[:-1], edges[1:]):
+        assert sum(est2[a + 1:b + 1]) + sum(slicing.boundary_estimate(g2, cands2[i])
+                                            for i in (a, b) if 0 <= i < len(est2) - 1) <= k
+    _compose(g, g2, cuts, np.random.default_rng(7), 3)
 
 
 # --------------------------------------------------------------------------- one sliced build, two proofs
@@ -128,8 +176,9 @@ def test_outputs_equal_runtime_and_close_to_onnxruntime(sliced, which, inp):
     q, _ = rt.quantize_input(g, np.array(inp))
     env = rt.run(g, q)
     m = slicing.manifest_of(b)
-    for k, t in enumerate(m["boundaries"]):              # each commitment == Poseidon of the runtime tensor
-        want = str(commit_values(env[t].reshape(-1).tolist(), g.tensors[t].bits))
+    assert any(len(p) > 1 for p in m["boundary_parts"])  # the 3 slices split a layer: bundled boundaries
+    for k, ts in enumerate(m["boundary_parts"]):         # each commitment == Poseidon of the runtime tensors
+        want = str(commit_values([int(v) for t in ts for v in env[t].reshape(-1)], g.tensors[ts[0]].bits))
         assert v.segments[k]["out_commitment"] == want == v.segments[k + 1]["in_commitment"]
 
 
@@ -137,8 +186,8 @@ def test_estimates_within_2x_of_compiled_counts(sliced):
     m = slicing.manifest_of(sliced / "A")
     g = api.load_graph(sliced / "A")
     for k, s in enumerate(m["segments"]):
-        est = s["estimate"] + sum(slicing.boundary_estimate(g, t) for t in (s["input"], *s["outputs"])
-                                  if t in m["boundaries"])
+        est = s["estimate"] + sum(slicing.boundary_estimate(g, m["boundary_parts"][i]) for i in (k - 1, k)
+                                  if 0 <= i < len(m["boundaries"]))
         assert s["constraints"] / 2 <= est <= 2 * s["constraints"], (k, est, s["constraints"])
 
 

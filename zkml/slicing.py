@@ -58,21 +58,33 @@ class SliceError(ZkmlError):
 
 
 # --------------------------------------------------------------------------- cutting the IR
-def cut_candidates(graph: Graph) -> list[int]:
-    """Indices i such that cutting after node i leaves exactly one tensor crossing the cut."""
-    last_use: dict[str, int] = {}
+MAX_BUNDLE = 4            # tensors one boundary may carry (zkml/ops/concat.py MAX_INPUTS)
+
+
+def _last_use(graph: Graph) -> dict[str, int]:
+    last: dict[str, int] = {}
     for j, n in enumerate(graph.nodes):
         for t in n.inputs:
-            last_use[t] = j
+            last[t] = j
     for o in graph.outputs:
-        last_use[o] = len(graph.nodes)
-    out = []
-    live = {graph.inputs[0]}
+        last[o] = len(graph.nodes)
+    return last
+
+
+def cut_candidates(graph: Graph) -> dict[int, list[str]]:
+    """{i: the tensors crossing a cut after node i} for every place a cut may go: at most
+    MAX_BUNDLE tensors cross, all of the same bit width (one range check covers the boundary),
+    and none of them is a model output. One tensor is the plain layer boundary; several (a
+    residual branch, or the input of a layer split into channel groups carried past the first
+    group) are bundled into one boundary tensor (`split`)."""
+    last = _last_use(graph)
+    out: dict[int, list[str]] = {}
+    live = [graph.inputs[0]]
     for i, n in enumerate(graph.nodes[:-1]):
-        live.add(n.output)
-        live = {t for t in live if last_use.get(t, -1) > i}
-        if len(live) == 1 and n.output in live and n.output not in graph.outputs:
-            out.append(i)
+        live = [t for t in (*live, n.output) if last.get(t, -1) > i]
+        if live and len(live) <= MAX_BUNDLE and not set(live) & set(graph.outputs) \
+                and len({graph.tensors[t].bits for t in live}) == 1:
+            out[i] = list(live)
     return out
 
 
@@ -85,8 +97,9 @@ def node_estimates(graph: Graph) -> list[int]:
         ins = [graph.tensors[i] for i in n.inputs]
         out = graph.tensors[n.output]
         c = bounds[n.name].circuit
-        if REGISTRY[n.op].circom(n, ins, out, bounds[n.name]) is None:
-            est.append(0)           # a relabeling: no constraint
+        emitted = REGISTRY[n.op].circom(n, ins, out, bounds[n.name])
+        if emitted is None or emitted[0] == "IndexMap" or (n.op == "Concat" and all(n.params.ident)):
+            est.append(0)           # a relabeling: equalities only, no constraint after --O1
         elif "SHIFT" in c and "QBITS" in c:
             per = 2 + c["SHIFT"] + c["QBITS"] + (c.get("CLAMP_LO", 1) + c.get("CLAMP_HI", 1)) * (c["QBITS"] + 3)
             est.append(out.size * per)
@@ -95,12 +108,76 @@ def node_estimates(graph: Graph) -> list[int]:
     return est
 
 
-def boundary_estimate(graph: Graph, tensor: str) -> int:
+def boundary_estimate(graph: Graph, tensors: str | list[str]) -> int:
     """Constraints a boundary adds: the consumer's range check, and a commitment on each side."""
     from .packing import n_words
     from .poseidon import chain_constraints
-    t = graph.tensors[tensor]
-    return t.size * (t.bits + 1) + 2 * chain_constraints(n_words(t.size, t.bits)) * POSEIDON16
+    ts = [graph.tensors[t] for t in ([tensors] if isinstance(tensors, str) else tensors)]
+    size, bits = sum(t.size for t in ts), ts[0].bits
+    return size * (bits + 1) + 2 * chain_constraints(n_words(size, bits)) * POSEIDON16
+
+
+# --------------------------------------------------------------------------- splitting a layer
+def _concat_params(ins: list, axis: int, out_bits: int, flat: bool = False):
+    """Params of an identity Concat (no requantization: pure equalities) of the tensors `ins`
+    along `axis`, or of their flattened values one after another when `flat`."""
+    from .ops.concat import Params as ConcatParams
+    if flat:
+        part = np.concatenate([np.full(t.size, k) for k, t in enumerate(ins)])
+        index = np.concatenate([np.arange(t.size) for t in ins])
+    else:
+        part = np.concatenate([np.full(t.shape, k) for k, t in enumerate(ins)], axis=axis).reshape(-1)
+        index = np.concatenate([np.arange(t.size).reshape(t.shape) for t in ins], axis=axis).reshape(-1)
+    return ConcatParams([t.size for t in ins], [int(v) for v in part], [int(v) for v in index], [],
+                        [1] * len(ins), [t.zero_point for t in ins], [0] * len(ins), 1, 0, out_bits)
+
+
+def split_layers(graph: Graph, limit: int) -> Graph:
+    """The same model with every node estimated above `limit` constraints that its operator can
+    split (Dense, Conv, ConvTranspose: `OpDef.split_channels`) computed as channel groups of at
+    most ~limit each, joined back by identity Concats (free: equalities). Each group's values
+    equal the whole node's (the per-channel weights, bias and multipliers are sliced; the shift
+    and the output grid are shared), so the model computes exactly the same integers; the
+    places between the groups become cut candidates (their boundary carries the layer's input
+    and the channels made so far)."""
+    import math
+    from .ir import Node, Tensor
+    from .ops import REGISTRY
+    est = node_estimates(graph)
+    nodes, tensors = [], dict(graph.tensors)
+    for n, e in zip(graph.nodes, est):
+        op = REGISTRY[n.op]
+        ch = op.channels(n.params)
+        groups = min(ch, math.ceil(e / limit)) if limit > 0 else 1
+        if groups < 2:
+            nodes.append(n)
+            continue
+        out = graph.tensors[n.output]
+        axis = op.channel_axis % len(out.shape)
+        edges = [round(ch * k / groups) for k in range(groups + 1)]
+        acc = None
+        for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+            name = f"{n.output}#ch{lo}-{hi - 1}"
+            shape = list(out.shape)
+            shape[axis] = hi - lo
+            tensors[name] = Tensor(name, shape, out.bits, out.scale, out.zero_point)
+            nodes.append(Node(n.op, f"{n.name}#ch{lo}-{hi - 1}", list(n.inputs), name,
+                              op.split_channels(n.params, lo, hi), list(n.onnx)))
+            if acc is None:
+                acc = name
+                continue
+            last = k == groups - 1
+            cat = n.output if last else f"{n.output}#ch0-{hi - 1}"
+            if not last:
+                shape = list(out.shape)
+                shape[axis] = hi
+                tensors[cat] = Tensor(cat, shape, out.bits, out.scale, out.zero_point)
+            nodes.append(Node("Concat", f"{n.name}#join{k}", [acc, name], cat,
+                              _concat_params([tensors[acc], tensors[name]], axis, out.bits), list(n.onnx)))
+            acc = cat
+    g = Graph(list(graph.inputs), list(graph.outputs), tensors, nodes, dict(graph.meta))
+    ir_verify(g)
+    return g
 
 
 def choose_cuts(graph: Graph, slices: int | None = None, max_constraints: int | None = None) -> list[int]:
@@ -113,15 +190,20 @@ def choose_cuts(graph: Graph, slices: int | None = None, max_constraints: int | 
     if slices is not None:
         if slices < 1:
             raise SliceError("--slices must be at least 1")
-        if slices - 1 > len(cands):
-            raise SliceError(f"the model has {len(cands) + 1} layer boundaries' worth of segments at most "
-                             f"({len(cands)} places where one tensor crosses); --slices {slices} is too many")
+        pos = sorted(cands)
+        if slices - 1 > len(pos):
+            raise SliceError(f"the model has {len(pos) + 1} segments at most ({len(pos)} places where a cut can "
+                             f"go, after splitting the layers that can be split); --slices {slices} is too many")
         cuts: list[int] = []
         for k in range(1, slices):
             target = total * k / slices
-            pool = [c for c in cands if not cuts or c > cuts[-1]]
+            pool = [c for c in pos if not cuts or c > cuts[-1]]
             pool = pool[:len(pool) - (slices - 1 - k)]        # leave room for the later cuts
             cuts.append(min(pool, key=lambda c: (abs(cum[c] - target), c)))
+        seg = np.diff([0, *[cum[c] for c in cuts], total])
+        if slices > 1 and seg.min() <= 0:
+            raise SliceError(f"--slices {slices} is too many for this model: a segment would hold no constraint "
+                             f"(the model's estimate is ~{total:,} constraints over {len(graph.nodes)} nodes)")
         return cuts
     if max_constraints is None:
         raise SliceError("give --slices N or --max-constraints K")
@@ -130,42 +212,109 @@ def choose_cuts(graph: Graph, slices: int | None = None, max_constraints: int | 
     def seg_cost(a: int, b: int) -> int:       # nodes a..b inclusive, with its boundary overheads
         c = cum[b] - (cum[a - 1] if a > 0 else 0)
         if a > 0:
-            c += boundary_estimate(graph, graph.nodes[a - 1].output)
+            c += boundary_estimate(graph, cands[a - 1])
         if b < len(graph.nodes) - 1:
-            c += boundary_estimate(graph, graph.nodes[b].output)
+            c += boundary_estimate(graph, cands[b])
         return c
 
     while True:
         if seg_cost(start, len(graph.nodes) - 1) <= max_constraints:
             return cuts
-        fits = [c for c in cands if c >= start and seg_cost(start, c) <= max_constraints]
+        fits = [c for c in sorted(cands) if c >= start and seg_cost(start, c) <= max_constraints]
         if not fits:
-            nxt = next((c for c in cands if c >= start), len(graph.nodes) - 1)
+            nxt = next((c for c in sorted(cands) if c >= start), len(graph.nodes) - 1)
             heavy = max(range(start, nxt + 1), key=lambda i: est[i])
             raise SliceError(f"no cut keeps the segment starting at node '{graph.nodes[start].name}' within "
                              f"--max-constraints {max_constraints}: node '{graph.nodes[heavy].name}' "
-                             f"({graph.nodes[heavy].op}) alone needs ~{est[heavy]:,} constraints and a layer is "
-                             "never split; raise the limit")
+                             f"({graph.nodes[heavy].op}) alone needs ~{est[heavy]:,} constraints (with its "
+                             "boundaries) and cannot be split further; raise the limit")
         cuts.append(fits[-1])
         start = fits[-1] + 1
 
 
+def plan(graph: Graph, slices: int | None = None, max_constraints: int | None = None) -> tuple[Graph, list[int]]:
+    """The graph to cut (big layers split into channel groups where that is needed) and its cuts.
+    Layers are split only when the plain layer boundaries cannot give the slices asked for, or a
+    layer alone exceeds (half) the constraint budget."""
+    if slices is not None and max_constraints is not None:
+        raise SliceError("give --slices or --max-constraints, not both")
+    est = node_estimates(graph)
+    total = sum(est)
+    if max_constraints is not None:
+        g = graph if max(est, default=0) <= max_constraints // 2 else split_layers(graph, max_constraints // 2)
+        return g, choose_cuts(g, max_constraints=max_constraints)
+    if slices is None:
+        raise SliceError("give --slices N or --max-constraints K")
+    try:
+        cuts = choose_cuts(graph, slices=slices)
+        seg = np.diff([0, *[int(sum(est[:c + 1])) for c in cuts], total])
+        if slices == 1 or seg.max() <= 1.25 * total / slices:
+            return graph, cuts
+    except SliceError:
+        pass
+    g = split_layers(graph, max(1, total // (2 * slices)))
+    return g, choose_cuts(g, slices=slices)
+
+
+def boundary_name(k: int) -> str:
+    return f"zkml/boundary{k:02d}"
+
+
 def split(graph: Graph, cuts: list[int]) -> list[Graph]:
-    """The segment graphs: segment k reads the boundary tensor before it, outputs the one after it."""
+    """The segment graphs. Segment k reads the boundary before it and outputs the one after it; a
+    boundary crossed by one tensor is that tensor, one crossed by several is a bundle
+    `zkml/boundaryKK`: the producing segment ends with an identity Concat of their flattened
+    values and the consuming segment starts with an IndexMap per tensor (both free)."""
+    from .ir import Node, Tensor
+    from .ops.layout import Params as IndexMapParams
+    cands = cut_candidates(graph)
     bounds = [-1, *cuts, len(graph.nodes) - 1]
     segs = []
     for k in range(len(bounds) - 1):
-        nodes = graph.nodes[bounds[k] + 1:bounds[k + 1] + 1]
-        inp = graph.inputs[0] if k == 0 else graph.nodes[bounds[k]].output
-        outs = list(graph.outputs) if k == len(bounds) - 2 else [nodes[-1].output]
+        nodes = list(graph.nodes[bounds[k] + 1:bounds[k + 1] + 1])
+        extra: dict[str, Tensor] = {}
+        if k == 0:
+            inp = graph.inputs[0]
+        else:
+            live = cands[bounds[k]]
+            inp = live[0] if len(live) == 1 else boundary_name(k - 1)
+            if len(live) > 1:
+                ts = [graph.tensors[t] for t in live]
+                extra[inp] = Tensor(inp, [sum(t.size for t in ts)], ts[0].bits, 1.0, 0)
+                off, pre = 0, []
+                for t in ts:
+                    pre.append(Node("IndexMap", f"{inp}/{t.name}", [inp], t.name,
+                                    IndexMapParams(extra[inp].size, list(range(off, off + t.size)), 0), []))
+                    off += t.size
+                nodes = pre + nodes
+        if k == len(bounds) - 2:
+            outs = list(graph.outputs)
+        else:
+            live = cands[bounds[k + 1]]
+            if len(live) == 1:
+                outs = [live[0]]
+            else:
+                name = boundary_name(k)
+                ts = [graph.tensors[t] for t in live]
+                extra[name] = Tensor(name, [sum(t.size for t in ts)], ts[0].bits, 1.0, 0)
+                nodes.append(Node("Concat", name, list(live), name, _concat_params(ts, 0, ts[0].bits, flat=True), []))
+                outs = [name]
         names = {inp, *outs, *(t for n in nodes for t in (*n.inputs, n.output))}
         meta = dict(graph.meta, segment=k, segments=len(bounds) - 1)
         if k < len(bounds) - 2:
             meta["postprocess"] = None
-        g = Graph([inp], outs, {t: graph.tensors[t] for t in graph.tensors if t in names}, list(nodes), meta)
+        tensors = {t: graph.tensors[t] for t in graph.tensors if t in names}
+        tensors.update(extra)
+        g = Graph([inp], outs, tensors, nodes, meta)
         ir_verify(g)
         segs.append(g)
     return segs
+
+
+def boundary_parts(graph: Graph, cuts: list[int]) -> list[list[str]]:
+    """The model tensors each boundary carries, in bundle order."""
+    cands = cut_candidates(graph)
+    return [list(cands[c]) for c in cuts]
 
 
 def segment_visibility(vis: Visibility, k: int, n: int) -> Visibility:
@@ -197,8 +346,13 @@ def compile(model: str | Path, out_dir: str | Path = "build", *, slices: int | N
         raise SliceError("give --slices or --max-constraints, not both")
     t0 = time.time()
     graph, onnx_model, cfg, calib = api.quantize_model(model, calibration, cfg, log)
-    cuts = choose_cuts(graph, slices, max_constraints)
+    n_layers = len(graph.nodes)
+    graph, cuts = plan(graph, slices, max_constraints)
+    if len(graph.nodes) != n_layers:
+        split_nodes = sorted({n.name.split("#ch")[0] for n in graph.nodes if "#ch" in n.name})
+        log(f"split {len(split_nodes)} layer(s) into output-channel groups to place the cuts: {', '.join(split_nodes)}")
     parts = split(graph, cuts)
+    bparts = boundary_parts(graph, cuts)
     est = node_estimates(graph)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -209,10 +363,13 @@ def compile(model: str | Path, out_dir: str | Path = "build", *, slices: int | N
             shutil.rmtree(out / d)
     graph.save(out / "model.ir.json")
     onnx.save(onnx_model, out / "model.onnx")
+    bnames = [p[0] if len(p) == 1 else boundary_name(k) for k, p in enumerate(bparts)]
     log(f"sliced into {len(parts)} segment(s) at "
-        f"{', '.join(repr(graph.nodes[c].output) for c in cuts) or 'no boundary'}")
+        f"{', '.join(b if len(p) == 1 else b + ' (' + ' + '.join(p) + ')' for b, p in zip(bnames, bparts)) or 'no boundary'}")
     records, pos = [], 0
+    edges = [-1, *cuts, len(graph.nodes) - 1]
     for k, g in enumerate(parts):
+        n_own = edges[k + 1] - edges[k]         # the whole model's nodes in this segment
         d = seg_dir(out, k)
         sv = segment_visibility(vis, k, len(parts))
         log(f"segment {k:02d}/{len(parts):02d}: {len(g.nodes)} node(s) {g.nodes[0].name} .. {g.nodes[-1].name}, "
@@ -221,12 +378,12 @@ def compile(model: str | Path, out_dir: str | Path = "build", *, slices: int | N
                                  pack_outputs=pack_outputs if k == len(parts) - 1 else True, visibility=sv,
                                  optimize=optimize)
         records.append(dict(dir=str(d.relative_to(out)), nodes=[n.name for n in g.nodes], input=g.inputs[0],
-                            outputs=g.outputs, visibility=sv.as_dict(), public_segments=meta["public_segments"],
+                            input_parts=bparts[k - 1] if k > 0 else [g.inputs[0]], outputs=g.outputs, visibility=sv.as_dict(), public_segments=meta["public_segments"],
                             constraints=meta["circuit"]["constraints"],
-                            estimate=int(sum(est[pos:pos + len(g.nodes)])), circom=meta["circuit"]["circom"]))
-        pos += len(g.nodes)
+                            estimate=int(sum(est[pos:pos + n_own])), circom=meta["circuit"]["circom"]))
+        pos += n_own
     manifest = dict(zkml_version=__version__, source=str(model), visibility=vis.as_dict(),
-                    boundaries=[graph.nodes[c].output for c in cuts], segments=records,
+                    boundaries=bnames, boundary_parts=bparts, segments=records,
                     total_constraints=sum(r["constraints"] for r in records),
                     estimate=int(sum(est)), seconds=round(time.time() - t0, 2))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -280,7 +437,8 @@ def boundary_inputs(build: str | Path, input: str | Path, log: Log = _quiet) -> 
     if clipped:
         log(f"WARNING: {clipped} input values lay outside the calibrated range and were clipped")
     env = rt.run(g, q)
-    return [[int(v) for v in env[s["input"]].reshape(-1)] for s in m["segments"]]
+    return [[int(v) for t in s.get("input_parts") or [s["input"]] for v in env[t].reshape(-1)]
+            for s in m["segments"]]
 
 
 def prove_segment(seg: str, q_in: list[int], ptau: str | None = None, prover: str = "auto",

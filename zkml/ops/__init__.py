@@ -6,7 +6,9 @@ Each operator module defines, in one place:
   - `quantize`:   the float node + calibrated ranges → IR node;
   - `kernel`:     the exact integer semantics (numpy), executed by the reference runtime;
   - `bounds`:     the bit-width rule for every value the circuit handles;
-  - `circom`:     the circom template (file, name) and its arguments for the emitter.
+  - `circom`:     the circom template (file, name) and its arguments for the emitter;
+  - `split_channels` (optional): the Params of the same node restricted to a range of output
+                  channels, so that slicing (zkml/slicing.py) can cut one big layer across segments.
 """
 from __future__ import annotations
 
@@ -41,6 +43,18 @@ class OpDef:
 
     def circom(self, node, ins, out, bounds: Bounds):
         """Return (template name, [(parameter name, value), ...]) or None for a pure relabeling."""
+        raise NotImplementedError  # pragma: no cover
+
+    channel_axis: int = 1   # the output axis split_channels cuts (-1: the last axis)
+
+    def channels(self, params) -> int:
+        """How many output channels split_channels can choose from (0: the node cannot be split)."""
+        return 0
+
+    def split_channels(self, params, lo: int, hi: int):
+        """Params of the node computing output channels [lo, hi) only: every output value of the
+        restricted node equals the same value of the whole node (per-channel weights, bias and
+        multipliers are sliced; the shift and the output grid are shared)."""
         raise NotImplementedError  # pragma: no cover
 
 

@@ -18,6 +18,7 @@ cannot rule out), exactly like a Dense output.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,6 +130,14 @@ class Conv(OpDef):
                    w_bits, [int(v) for v in bias_q], x.zero_point, mult, shift,
                    out.zero_point, out.zero_point if relu else 0, out.bits)
         return p, out
+
+    def channels(self, p: Params) -> int:
+        return p.m if p.group == 1 else 0
+
+    def split_channels(self, p: Params, lo: int, hi: int):
+        assert p.group == 1 and 0 <= lo < hi <= p.m
+        return dataclasses.replace(p, m=hi - lo, wq=p.wq[lo:hi], w_zp=p.w_zp[lo:hi], bias=p.bias[lo:hi],
+                                   mult=p.mult[lo:hi])
 
     def kernel(self, p: Params, x):
         geo = p.geometry()

@@ -16,9 +16,9 @@ In the quantized domain "zero" is the input's zero point: the inserted and padde
 hold x_zp, so (x_zp - x_zp)*w = 0 exactly as ONNX's real zeros.
 
 Integer kernel: u = IndexMap(x; up_idx, fill = x_zp), then Conv's kernel (zkml/ops/conv.py) on
-u with the parameters above. Circuit: ConvTranspose2D (circuits/convtranspose.circom) = an
-IndexMap (equalities, no constraint) feeding Conv2D: one RequantClamp per output, exactly as a
-Conv. The bound rule is Conv's on the zero-inserted input (every tap counted as if it could
+u with the parameters above. Circuit: ConvTranspose2D (circuits/convtranspose.circom): Conv2D's
+linear combinations over u with the zero terms left out (tap_table_t lists, per output position,
+the taps that land on a real input), one RequantClamp per output, exactly as a Conv. The bound rule is Conv's on the zero-inserted input (every tap counted as if it could
 hold any value): valid, but loose by up to a factor ~s^2 in the accumulator range, which can cost
 a bit or two of QBITS per output and a clamp the exact bound would rule out.
 """
@@ -32,6 +32,7 @@ from ..errors import UnsupportedOpError
 from ..fgraph import FNode
 from ..ir import Tensor
 from . import REGISTRY, Bounds, OpDef, onnx_rule, register
+from ._requant import requant_args
 from ._window import Geometry, attr, guarded
 from .conv import Params as ConvParams
 from .layout import Params as IndexMapParams, separable_index
@@ -145,6 +146,12 @@ class ConvTranspose(OpDef):
         up = [int(v) for v in np.asarray(f.attrs["up_idx"]).reshape(-1)]
         return Params(**cp.__dict__, n_in=x.size, up_idx=up), out
 
+    def channels(self, p: Params) -> int:
+        return REGISTRY["Conv"].channels(p)
+
+    def split_channels(self, p: Params, lo: int, hi: int):
+        return REGISTRY["Conv"].split_channels(p, lo, hi)     # n_in and up_idx (the input side) are kept
+
     def kernel(self, p: Params, x):
         u = REGISTRY["IndexMap"].kernel(IndexMapParams(p.n_in, p.up_idx, p.x_zp), x)
         return REGISTRY["Conv"].kernel(p, u)
@@ -157,5 +164,39 @@ class ConvTranspose(OpDef):
 
     def circom(self, node, ins, out, b: Bounds):
         p: Params = node.params
-        _, conv_args = REGISTRY["Conv"].circom(node, ins, out, b)
-        return "ConvTranspose2D", [("NIN", p.n_in), ("NUP", len(p.up_idx)), ("UPIDX", p.up_idx), *conv_args]
+        tap, src, nv, hw_in = tap_table_t(p)
+        return "ConvTranspose2D", [("NIN", p.n_in), ("HWIN", hw_in), ("N", p.n), ("C", p.c), ("OH", p.oh), ("OW", p.ow),
+                                   ("KHW", p.kh * p.kw), ("MAXV", max(1, max(nv, default=0))), ("NV", nv),
+                                   ("TAP", tap), ("SRC", src), ("CO", p.m), ("G", p.group), ("WT", p.wq),
+                                   ("WZP", p.w_zp), ("B", p.bias), ("XZP", p.x_zp), ("MULT", p.mult),
+                                   ("K", b.circuit["K"]), *requant_args(b)]
+
+
+def tap_table_t(p: Params) -> tuple[list, list, list, int]:
+    """Per output position (oy, ox): the kernel taps that land on a real input (not an inserted
+    zero or padding: those terms are (x_zp - x_zp) * w = 0) and that input's position within its
+    channel. Zero insertion is the same for every channel (up_idx is separable), which is checked
+    here: (TAP, SRC, NV, Hin*Win) for circuits/convtranspose.circom."""
+    up = np.asarray(p.up_idx, dtype=np.int64).reshape(p.n * p.c, p.h * p.w)
+    hw_in = p.n_in // (p.n * p.c)
+    base = np.arange(p.n * p.c)[:, None] * hw_in
+    sp = np.where(up[:1] >= 0, up[:1], -1)[0]                     # channel 0's map
+    if hw_in * p.n * p.c != p.n_in or not np.array_equal(np.where(up >= 0, up - base, -1),
+                                                       np.broadcast_to(sp, up.shape)):
+        raise ValueError("up_idx is not the same zero insertion for every channel")
+    taps, srcs, nv = [], [], []
+    for oy in range(p.oh):
+        for ox in range(p.ow):
+            t, s_ = [], []
+            for ky in range(p.kh):
+                iy = oy * p.sh - p.pt + ky * p.dh
+                for kx in range(p.kw):
+                    ix = ox * p.sw - p.pl + kx * p.dw
+                    if 0 <= iy < p.h and 0 <= ix < p.w and sp[iy * p.w + ix] >= 0:
+                        t.append(ky * p.kw + kx)
+                        s_.append(int(sp[iy * p.w + ix]))
+            taps.append(t)
+            srcs.append(s_)
+            nv.append(len(t))
+    mv = max(1, max(nv, default=0))
+    return ([t + [0] * (mv - len(t)) for t in taps], [s_ + [0] * (mv - len(s_)) for s_ in srcs], nv, hw_in)

@@ -8,6 +8,7 @@ requantization (range checks) of each output.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,6 +116,16 @@ class Dense(OpDef):
                    x.zero_point, mult, shift, out.zero_point,
                    out.zero_point if f.attrs.get("relu") else 0, out.bits)
         return p, out
+
+    channel_axis = -1
+
+    def channels(self, p: Params) -> int:
+        return p.n_out
+
+    def split_channels(self, p: Params, lo: int, hi: int):
+        assert 0 <= lo < hi <= p.n_out
+        return dataclasses.replace(p, n_out=hi - lo, w=p.w[lo:hi], w_zp=p.w_zp[lo:hi], bias=p.bias[lo:hi],
+                                   mult=p.mult[lo:hi])
 
     def kernel(self, p: Params, x):
         wc = np.array(p.w, dtype=np.int64) - np.array(p.w_zp, dtype=np.int64)[:, None]
