@@ -1,7 +1,7 @@
 """Slicing benchmark: a ~540k-parameter generator (examples/slicing/generator.py, ~1.3M = 2^20.3
 constraints estimated) monolithic vs 2, 4 and 8 slices. Prints a table and writes OUT/results.json.
-The generator has five single-tensor boundaries: 8 slices are refused (at most 6 segments; a layer
-is never split). `--mlp` runs the fully connected 559k-parameter variant instead (cheap to compile).
+The generator has five layer boundaries: for 8 slices zkml splits its big layers into output-channel
+groups (docs/SLICING.md). `--mlp` runs the fully connected 559k-parameter variant instead.
 
     .venv/bin/python benchmarks/slicing_bench.py [--out DIR] [--slices 4 1 2 8] [--scale 1]
                                                  [--limit-gib 8] [--timeout 5400]

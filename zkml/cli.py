@@ -76,8 +76,9 @@ def main():
               help="With --weights public/private/hashed: pack signal x signal products into field-element "
                    "lanes where the constraint count says it pays (auto), or keep one constraint per product "
                    "(off). docs/PRIVACY.md.")
-@click.option("--slices", type=click.IntRange(min=1), help="Cut the model at layer boundaries into N segment "
-              "circuits chained by Poseidon commitments (docs/SLICING.md).")
+@click.option("--slices", type=click.IntRange(min=1), help="Cut the model into N segment circuits "
+              "chained by Poseidon commitments, at layer boundaries, splitting big Dense/Conv/ConvTranspose layers "
+              "into output-channel groups when needed (docs/SLICING.md).")
 @click.option("--max-constraints", type=click.IntRange(min=1), help="Slice automatically: as few segments as keep "
               "each one's estimated constraints within K.")
 @_guard

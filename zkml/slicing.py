@@ -21,8 +21,13 @@ range-checked lanes and Poseidon is collision resistant, so equal commitments me
 the segments prove one computation of the whole model. The commitments carry no salt: they bind
 but do not hide (an intermediate activation of a low-entropy input could be found by trying inputs).
 
-A cut is only placed where exactly one tensor crosses (a sequential layer boundary); residual
-connections spanning a cut are not supported and such places are never chosen.
+A cut goes where at most MAX_BUNDLE tensors of one bit width cross. One tensor is the boundary
+itself; several (a residual branch spanning the cut, or a layer's input carried past the first of
+its channel groups) are bundled into one boundary tensor: an identity Concat of their flattened
+values at the end of the producing segment, IndexMaps back to the tensors at the start of the
+consuming one (both free: equalities). When the layer boundaries cannot give the slices asked for
+(or a layer alone exceeds --max-constraints), big Dense / Conv / ConvTranspose layers are split
+into output-channel groups (`split_layers`: the same integers, joined by identity Concats).
 """
 from __future__ import annotations
 
