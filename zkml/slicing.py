@@ -185,6 +185,66 @@ def split_layers(graph: Graph, limit: int) -> Graph:
     return g
 
 
+def segment_costs(graph: Graph, cuts: list[int], est: list[int] | None = None,
+                  cands: dict | None = None) -> list[int]:
+    """Estimated constraints of each segment for these cuts: its nodes plus the boundary on each side."""
+    est = node_estimates(graph) if est is None else est
+    cands = cut_candidates(graph) if cands is None else cands
+    edges = [-1, *cuts, len(graph.nodes) - 1]
+    return [sum(est[a + 1:b + 1]) + sum(boundary_estimate(graph, cands[i]) for i in (a, b) if i in cuts)
+            for a, b in zip(edges[:-1], edges[1:])]
+
+
+def balanced_cuts(graph: Graph, slices: int, est: list[int], cands: dict) -> list[int] | None:
+    """The slices-1 cuts that minimise the largest segment estimate, boundaries included (a
+    boundary costs its range check and two commitments, so a cheap boundary is preferred when the
+    balance allows); ties go to the smaller total. Every segment must hold some constraint.
+    None when no such choice exists. Dynamic programming over the cut candidates: O(N C^2)."""
+    pos = sorted(cands)
+    last = len(graph.nodes) - 1
+    cum = [0, *np.cumsum(est).tolist()]
+    bcost = {c: boundary_estimate(graph, cands[c]) for c in pos}
+    INF = (float("inf"), float("inf"))
+
+    def seg(a: int, b: int) -> float:      # nodes a..b; a-1 and b are cuts (or the model's ends)
+        work = cum[b + 1] - cum[a]
+        if work <= 0:
+            return float("inf")
+        return work + (bcost[a - 1] if a > 0 else 0) + (bcost[b] if b < last else 0)
+
+    if slices == 1:
+        return []
+    # best[i] = (max, total) over the first j segments, the j-th ending at pos[i]; back[j][i] = previous cut index
+    best = [(seg(0, c), seg(0, c)) for c in pos]
+    backs = []
+    for _ in range(2, slices):
+        nb, back = [INF] * len(pos), [-1] * len(pos)
+        for i, c in enumerate(pos):
+            for h in range(i):
+                if best[h][0] == float("inf"):
+                    continue
+                s_ = seg(pos[h] + 1, c)
+                cand = (max(best[h][0], s_), best[h][1] + s_)
+                if cand < nb[i]:
+                    nb[i], back[i] = cand, h
+        best = nb
+        backs.append(back)
+    end, endv = -1, INF
+    for i, c in enumerate(pos):
+        if best[i][0] == float("inf"):
+            continue
+        s_ = seg(c + 1, last)
+        v = (max(best[i][0], s_), best[i][1] + s_)
+        if v < endv:
+            end, endv = i, v
+    if end < 0 or endv[0] == float("inf"):
+        return None
+    idx = [end]
+    for back in reversed(backs):
+        idx.append(back[idx[-1]])
+    return [pos[i] for i in reversed(idx)]
+
+
 def choose_cuts(graph: Graph, slices: int | None = None, max_constraints: int | None = None) -> list[int]:
     """Cut points (after node i) for N balanced slices, or as few as keep every segment's estimate
     (commitments included) within max_constraints."""
@@ -199,14 +259,8 @@ def choose_cuts(graph: Graph, slices: int | None = None, max_constraints: int | 
         if slices - 1 > len(pos):
             raise SliceError(f"the model has {len(pos) + 1} segments at most ({len(pos)} places where a cut can "
                              f"go, after splitting the layers that can be split); --slices {slices} is too many")
-        cuts: list[int] = []
-        for k in range(1, slices):
-            target = total * k / slices
-            pool = [c for c in pos if not cuts or c > cuts[-1]]
-            pool = pool[:len(pool) - (slices - 1 - k)]        # leave room for the later cuts
-            cuts.append(min(pool, key=lambda c: (abs(cum[c] - target), c)))
-        seg = np.diff([0, *[cum[c] for c in cuts], total])
-        if slices > 1 and seg.min() <= 0:
+        cuts = balanced_cuts(graph, slices, est, cands)
+        if cuts is None:
             raise SliceError(f"--slices {slices} is too many for this model: a segment would hold no constraint "
                              f"(the model's estimate is ~{total:,} constraints over {len(graph.nodes)} nodes)")
         return cuts
@@ -250,15 +304,23 @@ def plan(graph: Graph, slices: int | None = None, max_constraints: int | None = 
         return g, choose_cuts(g, max_constraints=max_constraints)
     if slices is None:
         raise SliceError("give --slices N or --max-constraints K")
+    options = []
     try:
         cuts = choose_cuts(graph, slices=slices)
-        seg = np.diff([0, *[int(sum(est[:c + 1])) for c in cuts], total])
-        if slices == 1 or seg.max() <= 1.25 * total / slices:
+        options.append((max(segment_costs(graph, cuts, est)), graph, cuts))
+        if slices == 1 or options[0][0] <= 1.25 * total / slices:
             return graph, cuts
     except SliceError:
         pass
     g = split_layers(graph, max(1, total // (2 * slices)))
-    return g, choose_cuts(g, slices=slices)
+    try:
+        cuts = choose_cuts(g, slices=slices)
+        options.append((max(segment_costs(g, cuts)), g, cuts))
+    except SliceError:
+        if not options:
+            raise
+    _, g, cuts = min(options, key=lambda o: o[0])     # the smaller largest segment, boundaries included
+    return g, cuts
 
 
 def boundary_name(k: int) -> str:
