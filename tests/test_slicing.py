@@ -111,6 +111,20 @@ def test_split_layers_computes_the_same_integers(tmp_path):
         assert all(np.array_equal(e1[t], e2[t]) for t in e1)        # every tensor of the model, bit for bit
 
 
+def test_balanced_cuts_minimise_the_largest_segment(tmp_path):
+    """The dynamic programme against brute force over every choice of cuts."""
+    import itertools
+    g = _graph(mlp_model((6, 16, 16, 8, 4)), tmp_path)
+    g = slicing.split_layers(g, max(slicing.node_estimates(g)) // 3)
+    est, cands = slicing.node_estimates(g), slicing.cut_candidates(g)
+    for n in (2, 3, 4):
+        got = slicing.balanced_cuts(g, n, est, cands)
+        best = min(max(slicing.segment_costs(g, list(c), est, cands))
+                   for c in itertools.combinations(sorted(cands), n - 1)
+                   if all(sum(est[a + 1:b + 1]) > 0 for a, b in zip((-1, *c), (*c, len(est) - 1))))
+        assert max(slicing.segment_costs(g, got, est, cands)) == best, n
+
+
 def test_max_constraints_cuts_and_splits_a_layer_too_big(tmp_path):
     g = _graph(mlp_model((6, 48, 48, 48, 48, 4)), tmp_path)
     est = slicing.node_estimates(g)
