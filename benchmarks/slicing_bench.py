@@ -162,6 +162,7 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("/tmp/zkml_slicing_bench"))
     ap.add_argument("--slices", type=int, nargs="+", default=[4, 1, 2, 8])
     ap.add_argument("--scale", type=int, default=1, help="divide the generator's channels (quick runs)")
+    ap.add_argument("--width", type=float, default=1.0, help="multiply the generator's channels (bigger models)")
     ap.add_argument("--mlp", action="store_true", help="the fully connected generator (559k parameters, ~2^17 "
                                                        "constraints; at most 4 segments)")
     ap.add_argument("--limit-gib", type=float, default=8.0)
@@ -174,8 +175,8 @@ def main():
     a.out.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT / "examples" / "slicing"))
     import generator
-    model = generator.export(a.out, a.scale, mlp=a.mlp)
-    n_params = generator.parameters((generator.mlp_generator if a.mlp else generator.generator)(a.scale))
+    model = generator.export(a.out, a.scale, mlp=a.mlp, width=a.width)
+    n_params = generator.parameters(generator.mlp_generator(a.scale) if a.mlp else generator.generator(a.scale, a.width))
     log = lambda s: print(time.strftime("%H:%M:%S"), s, flush=True)  # noqa: E731
     log(f"generator: {n_params:,} parameters ({model}); load average {os.getloadavg()[0]:.1f}")
     res_path = a.out / "results.json"

@@ -41,8 +41,9 @@ class _Reshape(nn.Module):
         return x.reshape(-1, *self.shape)
 
 
-def generator(scale: int = 1) -> nn.Module:
-    c = [192 // scale, 64 // scale, 32 // scale]
+def generator(scale: int = 1, width: float = 1.0) -> nn.Module:
+    """scale divides the channel counts (small copies for tests); width multiplies them (bigger models)."""
+    c = [int(192 * width) // scale, int(64 * width) // scale, int(32 * width) // scale]
     up = lambda a, b: nn.ConvTranspose2d(a, b, 4, stride=2, padding=1)  # noqa: E731
     return nn.Sequential(
         nn.Linear(LATENT, c[0] * 16), nn.ReLU(), _Reshape(c[0], 4, 4),
@@ -63,11 +64,12 @@ def parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def export(out: Path, scale: int = 1, seed: int = 0, n_calibration: int = 32, mlp: bool = False) -> Path:
+def export(out: Path, scale: int = 1, seed: int = 0, n_calibration: int = 32, mlp: bool = False,
+           width: float = 1.0) -> Path:
     import warnings
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     torch.manual_seed(seed)
-    model = (mlp_generator if mlp else generator)(scale).eval()
+    model = (mlp_generator(scale) if mlp else generator(scale, width)).eval()
     out.mkdir(parents=True, exist_ok=True)
     path = out / "generator.onnx"
     torch.onnx.export(model, torch.zeros(1, LATENT), str(path), input_names=["z"], output_names=["image"],
@@ -82,10 +84,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--scale", type=int, default=1, help="divide the channel counts by this")
+    ap.add_argument("--width", type=float, default=1.0, help="multiply the channel counts by this")
     ap.add_argument("--mlp", action="store_true", help="the fully connected variant (mlp_generator)")
     a = ap.parse_args()
-    p = export(a.out, a.scale, mlp=a.mlp)
-    print(f"{p}: {parameters((mlp_generator if a.mlp else generator)(a.scale)):,} parameters")
+    p = export(a.out, a.scale, mlp=a.mlp, width=a.width)
+    print(f"{p}: {parameters(mlp_generator(a.scale) if a.mlp else generator(a.scale, a.width)):,} parameters")
 
 
 if __name__ == "__main__":
