@@ -28,7 +28,7 @@ import zkml_runtime as rt
 
 from . import __version__, groth16, toolchain
 from .emit import emit
-from .errors import BuildError, InputError, ModelError, VerificationError, ZkmlError
+from .errors import BuildError, InputError, ModelError, ToolError, VerificationError, ZkmlError
 from .inputs import load_input, load_samples
 from .ir import Graph, verify as ir_verify
 from .onnx_import import import_onnx
@@ -149,8 +149,19 @@ def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_mod
     t1 = time.time()
     if (out / "main_js").exists():
         shutil.rmtree(out / "main_js")
-    toolchain.circom(out / "main.circom", out, flags=["--r1cs", "--wasm", "--sym", f"--{level}"],
-                     hint="circom rejected the generated circuit: this is a zkml bug, please report it")
+    (out / "main.r1cs").unlink(missing_ok=True)
+    try:
+        toolchain.circom(out / "main.circom", out, flags=["--r1cs", "--wasm", "--sym", f"--{level}"],
+                         hint="circom rejected the generated circuit: this is a zkml bug, please report it")
+    except ToolError as e:
+        if (out / "main.r1cs").exists() and not (out / "main_js" / "main.wasm").exists():
+            n = groth16.r1cs_info(out / "main.r1cs")["constraints"]
+            raise BuildError(f"circom wrote the R1CS ({n:,} constraints) but failed while building the witness "
+                             "generator (main_js/main.wasm). circom2 runs in WebAssembly, with at most 4 GiB of "
+                             "memory, and a circuit this size needs more: cut the model into segments with "
+                             "`zkml compile --slices N` or `--max-constraints K` (docs/SLICING.md).\n"
+                             f"  circom's output: {str(e).splitlines()[-1].strip()[:300]}") from None
+        raise
     info = groth16.r1cs_info(out / "main.r1cs")
     meta = dict(
         zkml_version=__version__, source=str(model), source_sha256=_sha256(Path(model)),

@@ -53,7 +53,8 @@ def run(cmd: list, *, cwd: Path | str | None = None, hint: str = "", timeout: fl
     except subprocess.TimeoutExpired:
         raise ToolError(cmd, -1, f"timed out after {timeout} s", hint) from None
     if proc.returncode != 0:
-        raise ToolError(cmd, proc.returncode, (proc.stderr or "") + (proc.stdout or "")[-2000:], hint)
+        # stderr last: ToolError keeps the last lines, and a tool's error message is on stderr
+        raise ToolError(cmd, proc.returncode, (proc.stdout or "")[-2000:] + "\n" + (proc.stderr or ""), hint)
     return proc
 
 
