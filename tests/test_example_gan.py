@@ -1,7 +1,7 @@
 """The GAN example (examples/gan): the committed generator against onnxruntime, the PNG writer, and
 the on-chain round trip of examples/gan/mint_image.py on a reduced configuration.
 
-The full example (32x32 RGB, 733,940 constraints: 54 min of circom and 4 min of setup on this
+The full example (32x32 RGB, 733,940 constraints: 4 min of circom and 4 min of setup on this
 shared 2-core machine; examples/gan/README.md) is too slow for CI, so the round trip runs on the same generator family at 16x16 grayscale with 4 channels per layer
 (random weights, seeded): compile, setup, prove, verify, deploy the verifier and the ERC-721
 consumer, mint, read the packed image back, on the embedded py-evm chain and again on anvil.
