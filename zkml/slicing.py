@@ -293,8 +293,10 @@ def choose_cuts(graph: Graph, slices: int | None = None, max_constraints: int | 
 
 def plan(graph: Graph, slices: int | None = None, max_constraints: int | None = None) -> tuple[Graph, list[int]]:
     """The graph to cut (big layers split into channel groups where that is needed) and its cuts.
-    Layers are split only when the plain layer boundaries cannot give the slices asked for, or a
-    layer alone exceeds (half) the constraint budget."""
+    --max-constraints K: layers above K/2 are split. --slices N: layers are split only when the
+    layer boundaries cannot give N segments or give a largest segment more than 25% above
+    total/N, and the split plan is kept only if its largest segment (boundaries included) is
+    the smaller one."""
     if slices is not None and max_constraints is not None:
         raise SliceError("give --slices or --max-constraints, not both")
     est = node_estimates(graph)
