@@ -57,7 +57,7 @@ from zkml.emit import _circom_value
 from zkml.fgraph import FNode
 from zkml.ir import Tensor
 from zkml.ops import REGISTRY, Bounds
-from zkml.ops._requant import requant_args
+from zkml.ops._requant import requant_args, requant_path
 from zkml.quantize import QuantConfig
 
 INV = lambda x: pow(x, -1, P)  # noqa: E731
@@ -171,7 +171,9 @@ def requant_forgeries(prefix: str, n: int, c: dict, bits: int, out_names: list[s
     # the decompositions that must reject each attack (their bits are the attacker's free choice):
     # the remainder's rBits, and what bounds q: each clamp comparator's n2b (circuits/requant.circom)
     # or, without a clamp, q's own Num2Bits
-    q_check = [g for g, on in (("above", c["CLAMP_HI"]), ("below", c["CLAMP_LO"])) if on] or ["qBits"]
+    aligned = requant_path(c) == "aligned"
+    q_check = ["qBits"] if aligned else \
+        [g for g, on in (("above", c["CLAMP_HI"]), ("below", c["CLAMP_LO"])) if on] or ["qBits"]
 
     def model(attack, label, qq, catch, **kw):
         m = requant_model(prefix, n, c, qq % P, **kw)
@@ -191,14 +193,22 @@ def requant_forgeries(prefix: str, n: int, c: dict, bits: int, out_names: list[s
         model("field_negative_remainder", f"r=p-{k}", (n + k) * INV(1 << S), ["rBits", *q_check])
     for r2 in sorted({0, (1 << S) - 1, (n + 1) % (1 << S)} - {n % (1 << S)}):
         model("other_remainder", f"r'={r2}", (n - r2) * INV(1 << S), q_check)
-    kw_hi = {"above": 0} if c["CLAMP_HI"] else {}
-    model("output_above_bits", "q=HI+1", c["HI"] + 1, ["rBits", *kw_hi], **kw_hi)
-    kw_lo = {"below": 0} if c["CLAMP_LO"] else {}
-    model("output_negative", "q=OFF-1", c["OFF"] - 1, ["rBits", *kw_lo], **kw_lo)
     honest = requant_model(prefix, n, c, q)
-    if c["CLAMP_HI"]:
+    if aligned:
+        # the clamp is read from q's bits: to publish q = HI + 1 or OFF - 1 the attacker must also
+        # claim the IsZero says "in range" / flip the top bit, i.e. lie in q's decomposition
+        model("output_above_bits", "q=HI+1", c["HI"] + 1, ["rBits", "qBits"], in_range=1)
+        model("output_negative", "q=OFF-1", c["OFF"] - 1, ["rBits", "qBits"], top_flip=True)
+        model("clamp_wrong_side", "inRange flipped", q, [], in_range=1 - honest[f"{prefix}.inRange.out"])
+        model("clamp_wrong_side", "top bit flipped", q, ["qBits"], top_flip=True)
+    else:
+        kw_hi = {"above": 0} if c["CLAMP_HI"] else {}
+        model("output_above_bits", "q=HI+1", c["HI"] + 1, ["rBits", *kw_hi], **kw_hi)
+        kw_lo = {"below": 0} if c["CLAMP_LO"] else {}
+        model("output_negative", "q=OFF-1", c["OFF"] - 1, ["rBits", *kw_lo], **kw_lo)
+    if c["CLAMP_HI"] and not aligned:
         model("clamp_wrong_side", "above flipped", q, ["above"], above=1 - honest[f"{prefix}.above.out"])
-    if c["CLAMP_LO"]:
+    if c["CLAMP_LO"] and not aligned:
         model("clamp_wrong_side", "below flipped", q, ["below"], below=1 - honest[f"{prefix}.below.out"])
     for d in (1, -1):
         model("output_off_by_one", f"out{d:+d}", q, [], out_delta=d)   # caught by the output constraint

@@ -34,7 +34,7 @@ import pytest
 
 from circuit_harness import (REQUANT_MAIN, O1, O2, P, Circuit, assert_accepted, assert_rejected, bits, compile_circuit,
                              no_assignment_satisfies, r1cs_of, read_sym, snarkjs_check, tally)
-from zkml.ops._requant import requant_args, requant_bounds, requant_kernel
+from zkml.ops._requant import requant_args, requant_bounds, requant_kernel, requant_path
 
 INV = lambda x: pow(x, -1, P)  # noqa: E731  field inverse
 
@@ -63,14 +63,37 @@ def num2bits(m: dict, name: str, x: int, n: int) -> None:
 
 
 def requant_model(prefix: str, n_in: int, c: dict, q: int, *, above: int | None = None,
-                  below: int | None = None, out_delta: int = 0, out_name: str | None = None) -> dict:
+                  below: int | None = None, in_range: int | None = None, top_flip: bool = False,
+                  out_delta: int = 0, out_name: str | None = None) -> dict:
     """Every signal of RequantClamp(c) at `prefix` given input n_in and the attacker's q (and
     optionally lying comparator bits / output), computed with the template's formulas. The
-    remainder is whatever keeps `in === q*2^SHIFT + r` true in the field: r = in - q*2^SHIFT."""
+    remainder is whatever keeps `in === q*2^SHIFT + r` true in the field: r = in - q*2^SHIFT.
+    On the aligned way (requant_path(c) == "aligned") the lies are `in_range` (the IsZero's
+    output) and `top_flip` (q's top bit, the below-LO decision, flipped in qBits)."""
     S, QB = c["SHIFT"], c["QBITS"]
     r = n_in - q * (1 << S)
     m = {f"{prefix}.in": n_in, f"{prefix}.q": q, f"{prefix}.r": r}
     num2bits(m, f"{prefix}.rBits", r, S)
+    if requant_path(c) == "aligned":
+        num2bits(m, f"{prefix}.qBits", q, QB)
+        qb = [m[f"{prefix}.qBits.out[{i}]"] for i in range(QB)]
+        if top_flip:
+            qb[QB - 1] = 1 - qb[QB - 1]
+            m[f"{prefix}.qBits.out[{QB - 1}]"] = qb[QB - 1]
+        B = (c["HI"] - c["LO"] + 1).bit_length() - 1
+        low = sum(b << i for i, b in enumerate(qb[:B]))
+        high = sum(qb[B:QB - 1])
+        z = int(high % P == 0) if in_range is None else in_range
+        # IsZero: the attacker picks inv to satisfy out = 1 - in*inv when it can (in != 0)
+        inv = (1 - z) * pow(high, -1, P) % P if high % P else 0
+        m.update({f"{prefix}.inRange.in": high, f"{prefix}.inRange.inv": inv, f"{prefix}.inRange.out": z})
+        cv = low + (1 - z) * ((1 << B) - 1 - low)
+        m[f"{prefix}.c"] = cv
+        out = c["LO"] - c["OFF"] + qb[QB - 1] * cv + out_delta
+        m[f"{prefix}.out"] = out
+        if out_name:
+            m[out_name] = out
+        return m
     if not (c["CLAMP_LO"] or c["CLAMP_HI"]):    # with a clamp, its comparator bounds q instead
         num2bits(m, f"{prefix}.qBits", q, QB)
     upper = q
@@ -496,6 +519,153 @@ def test_requant_comparator_window_edges(mode, opt):
                 else:
                     assert_rejected(s.circuit, bad, caught_in=f".{g}.")
                     assert g in unsat
+
+
+# ------------------------------------------------- the aligned way: the clamp read from q's bits
+# From the real bound rule: acc in [-600, 600], shift 4, zp 3, uint4 (16 values: a power of two)
+# -> K raised to 67 so that LO = 64 = 2^(QBITS-1): QBITS = 7, HI = 79, OFF = 64, both clamps.
+CLAMP_ALIGNED = dict(amin=-600, amax=600, shift=4, zp=3, lo=0, bits=4)
+ALIGNED_INSTANCES = {
+    "lowest": -600,                 # q = 30, far below LO
+    "clamped_low": -300,            # q < LO
+    "at_lo": -50,                   # q = LO
+    "inside": 45,                   # LO < q < HI
+    "inside_r_max": 55,             # r = 2^SHIFT - 1
+    "at_hi": 190,                   # q = HI
+    "clamped_high": 600,            # q > HI
+}
+
+
+def _aligned_setup(opt: str) -> RequantSetup:
+    key = ("aligned", opt)
+    if key not in _setups:
+        s = RequantSetup(CLAMP_ALIGNED, {"O1": O1, "O2": O2}[opt], ALIGNED_INSTANCES)
+        assert requant_path(s.c) == "aligned"
+        assert (s.c["QBITS"], s.c["LO"], s.c["HI"], s.c["OFF"]) == (7, 64, 79, 64)
+        assert_accepted(s.circuit, s.w)
+        _setups[key] = s
+    return _setups[key]
+
+
+@pytest.fixture(params=["O1", "O2"])
+def al(request) -> RequantSetup:
+    return _aligned_setup(request.param)
+
+
+def test_requant_aligned_honest_witness_and_regimes(al):
+    """Baseline: every regime occurs, the honest witness is accepted and the attacker's signal
+    model with no lie reproduces it; the aligned way has no comparator."""
+    qs = {name: al.inst(name)[3] for name in al.names}
+    assert qs["clamped_low"] < 64 == qs["at_lo"] < qs["inside"] < 79 == qs["at_hi"] < qs["clamped_high"]
+    assert not any(".above." in x or ".below." in x for x in al.circuit.sym)
+    for name in al.names:
+        m = al.model(name)
+        check_covers(al.circuit, m, al.inst(name)[1])
+        honest_model_matches(al.circuit, al.w, m)
+
+
+def test_requant_aligned_every_other_quotient_remainder_pair_rejected(al):
+    """Every remainder r' != r in [0, 2^SHIFT), with q' = (in - r') / 2^SHIFT in the field, for every
+    instance, whatever the attacker claims for the IsZero and for q's top bit: rejected, and no
+    choice of q's bits completes the witness (qBits alone rules q' out)."""
+    S = al.c["SHIFT"]
+    rejected = 0
+    for name in al.names:
+        _, prefix, n, q = al.inst(name)
+        for r2 in range(1 << S):
+            q2 = (n - r2) * INV(1 << S) % P
+            if r2 == n % (1 << S):
+                assert q2 == q and al.forge(name, q=q2) == al.w
+                continue
+            bad = al.forge(name, q=q2)
+            assert_rejected(al.circuit, bad, caught_in=".qBits.")
+            assert _rq_unsat(al, prefix, bad) == {"qBits"}
+            for in_range, top_flip in itertools.product((0, 1), (False, True)):
+                bad = al.forge(name, q=q2, in_range=in_range, top_flip=top_flip)
+                assert r1cs_of(al.circuit).unsatisfied(bad)
+                assert "qBits" in _rq_unsat(al, prefix, bad)
+            rejected += 1
+    assert rejected == len(al.names) * ((1 << S) - 1)
+
+
+@pytest.mark.parametrize("dq", [1, -1, 2, 1 << 7, -(1 << 7)])
+def test_requant_aligned_forged_quotient_shift(al, dq):
+    """q + dq with r = in - (q + dq)*2^S (the linear equation still holds): r leaves [0, 2^S), and
+    q + 2^QBITS or q - 2^QBITS also leaves q's range. Caught by rBits (and qBits when q leaves)."""
+    Q = al.c["QBITS"]
+    for name in al.names:
+        _, prefix, n, q = al.inst(name)
+        bad = al.forge(name, q=(q + dq) % P)
+        assert_rejected(al.circuit, bad, caught_in=(".rBits.", ".qBits."))
+        unsat = _rq_unsat(al, prefix, bad)
+        assert "rBits" in unsat and (("qBits" in unsat) == (not 0 <= q + dq < 1 << Q))
+
+
+@pytest.mark.parametrize("name", list(ALIGNED_INSTANCES))
+def test_requant_aligned_forged_in_range_flipped(al, name):
+    """q and r honest, the IsZero's output (is q - LO within HI - LO?) flipped, c and the output
+    recomputed from the lie (the attacker picks inv as well as it can): caught by the IsZero."""
+    _, prefix, n, q = al.inst(name)
+    honest = al.model(name)[f"{prefix}.inRange.out"]
+    bad = al.forge(name, in_range=1 - honest)
+    assert_rejected(al.circuit, bad, caught_in=".inRange.")
+
+
+@pytest.mark.parametrize("name", list(ALIGNED_INSTANCES))
+def test_requant_aligned_forged_top_bit_flipped(al, name):
+    """q and r honest, q's top bit (the below-LO decision) flipped in its Num2Bits, the output
+    recomputed from it: rejected, and where the lie changes the output (c != 0: every instance but
+    q = LO) no choice of q's bits completes the witness."""
+    _, prefix, n, q = al.inst(name)
+    bad = al.forge(name, top_flip=True)
+    i = al.inst(name)[0]
+    changes = al.model(name, top_flip=True)[f"main.out[{i}]"] != al.model(name)[f"main.out[{i}]"]
+    assert changes == (q != al.c["LO"])
+    if bad == al.w:          # --O2 eliminated the bit and the output is the same: no lie to submit
+        assert not changes
+        return
+    assert_rejected(al.circuit, bad, caught_in=".qBits.")
+    if changes:
+        assert no_assignment_satisfies(al.circuit, bad, bit_names(al.circuit, f"{prefix}.qBits."))
+
+
+@pytest.mark.parametrize("delta", [1, -1])
+@pytest.mark.parametrize("what", ["out", "c"])
+def test_requant_aligned_forged_output_or_clamped_value(al, what, delta):
+    """Every hint honest, the output (or the clamped value c, the output recomputed from it) off
+    by one: caught by the output's (or c's) own constraint."""
+    for name in al.names:
+        _, prefix, n, q = al.inst(name)
+        m = al.model(name)
+        if what == "out":
+            m = al.model(name, out_delta=delta)
+        else:
+            top = m[f"{prefix}.qBits.out[{al.c['QBITS'] - 1}]"]
+            m[f"{prefix}.c"] += delta
+            m[f"{prefix}.out"] += top * delta
+            m[f"main.out[{al.inst(name)[0]}]"] = m[f"{prefix}.out"]
+        bad = al.circuit.tamper(al.w, m, skip_eliminated=True)
+        if bad == al.w:
+            continue                     # c eliminated (--O2) or a lie that changes nothing
+        assert_rejected(al.circuit, bad, caught_in=("main.out", f"{prefix}.c", f"{prefix}.out", ".qBits.",
+                                                     ".inRange."))
+
+
+@pytest.mark.parametrize("opt", ["O1", "O2"])
+def test_requant_aligned_at_252_bits(opt):
+    """SHIFT + QBITS = 252, the largest the bound analysis allows, on the aligned way: q' = q +- 1,
+    q +- 2^QBITS and a field-negative remainder are rejected; nothing wraps below p."""
+    params = dict(amin=-(1 << 251), amax=(1 << 251) - (1 << 244), shift=244, zp=0, lo=0, bits=4)
+    b = requant_bounds(params["amin"], params["amax"], params["shift"], params["zp"], params["lo"], params["bits"])
+    assert requant_path(b.circuit) == "aligned" and b.max_bits == 252
+    s = RequantSetup(params, {"O1": O1, "O2": O2}[opt], {"amin": params["amin"], "mid": 0, "amax": params["amax"]})
+    assert_accepted(s.circuit, s.w)
+    S, Q = s.c["SHIFT"], s.c["QBITS"]
+    for name in s.names:
+        _, prefix, n, q = s.inst(name)
+        for q2 in (q + 1, q - 1, q + (1 << Q), q - (1 << Q), (n + 1) * INV(1 << S)):
+            bad = s.forge(name, q=q2 % P)
+            assert_rejected(s.circuit, bad, caught_in=(".rBits.", ".qBits."))
 
 
 # =========================================================================== ReluZp

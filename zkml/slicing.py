@@ -96,6 +96,7 @@ def cut_candidates(graph: Graph) -> dict[int, list[str]]:
 def node_estimates(graph: Graph) -> list[int]:
     """Estimated R1CS constraints of each node (requantizing nodes from their bound record)."""
     from .ops import REGISTRY
+    from .ops._requant import requant_constraints
     bounds = ir_verify(graph)
     est = []
     for n in graph.nodes:
@@ -106,8 +107,7 @@ def node_estimates(graph: Graph) -> list[int]:
         if emitted is None or emitted[0] == "IndexMap" or (n.op == "Concat" and all(n.params.ident)):
             est.append(0)           # a relabeling: equalities only, no constraint after --O1
         elif "SHIFT" in c and "QBITS" in c:
-            per = 2 + c["SHIFT"] + c["QBITS"] + (c.get("CLAMP_LO", 1) + c.get("CLAMP_HI", 1)) * (c["QBITS"] + 3)
-            est.append(out.size * per)
+            est.append(out.size * (requant_constraints(c, "O1") + 1))   # + the operator's sum
         else:
             est.append(out.size * LUT_PER_VALUE)
     return est

@@ -9,12 +9,18 @@ Circuit (circuits/requant.circom, RequantClamp): the emitter feeds
 and the template witnesses q = floor(N / 2^s), r = N mod 2^s, constrains N = q*2^s + r
 with r < 2^s and q < 2^QBITS by bit decomposition, then clamps q to [LO, HI] and
 subtracts OFF = K - zp. The bound rule below proves 0 <= N < 2^(s + QBITS) <= 2^252.
+
+K is free above its least value (any K shifts q, LO, HI and OFF alike). When both clamps act
+and the output range HI - LO + 1 is a power of two (a full uint range, e.g. lo = 0), K is
+raised so that LO = 2^(QBITS-1): the template then reads both clamps from q's own bits (the
+"aligned" way, SHIFT + QBITS + 4 constraints at --O2 instead of SHIFT + 2*QBITS + 4 with two
+comparators; `requant_path` mirrors the template's rule).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..ir import bits_for
+from ..ir import FIELD_SAFE_BITS, bits_for
 from . import Bounds
 
 
@@ -42,6 +48,15 @@ def requant_bounds(amin: int, amax: int, shift: int, zp: int, lo: int, bits: int
     clamp_lo, clamp_hi = qmin < lo_q, qmax > hi_q
     top = max(qmax, lo_q if clamp_lo else 0, hi_q if clamp_hi else 0)
     qbits = bits_for(top)
+    width = (1 << bits) - lo                     # HI - LO + 1
+    if clamp_lo and clamp_hi and width & (width - 1) == 0 and width > 1:
+        # aligned: the smallest Q with LO + d = 2^(Q-1) (d >= 0) and qmax + d < 2^Q
+        a = max(lo_q, qmax - lo_q + 1)
+        q_al = (a - 1).bit_length() + 1
+        if shift + q_al <= FIELD_SAFE_BITS and q_al < 2 * qbits:
+            d = (1 << (q_al - 1)) - lo_q
+            k, off, lo_q, hi_q = k + d, off + d, lo_q + d, hi_q + d
+            nmax, qmax, qbits = nmax + d * unit, qmax + d, q_al
     return Bounds(
         max_bits=max(shift + qbits, bits_for(nmax)),
         what=what,
@@ -53,3 +68,29 @@ def requant_bounds(amin: int, amax: int, shift: int, zp: int, lo: int, bits: int
 def requant_args(b: Bounds) -> list:
     c = b.circuit
     return [(k, c[k]) for k in ("SHIFT", "QBITS", "LO", "HI", "OFF", "CLAMP_LO", "CLAMP_HI")]
+
+
+def requant_path(c: dict) -> str:
+    """How circuits/requant.circom's RequantClamp clamps with these parameters (its
+    requant_aligned_bits rule): "aligned", "comparators" or "none" (no clamp acts)."""
+    q, lo, hi = c["QBITS"], c["LO"], c["HI"]
+    width = hi - lo + 1
+    if c["CLAMP_LO"] and c["CLAMP_HI"] and q >= 2 and lo == 1 << (q - 1) and width > 1 \
+            and width & (width - 1) == 0 and width.bit_length() - 1 <= q - 2:
+        return "aligned"
+    return "comparators" if c["CLAMP_LO"] or c["CLAMP_HI"] else "none"
+
+
+def requant_constraints(c: dict, opt: str = "O2") -> int:
+    """R1CS constraints of one RequantClamp instance (circom --O2; --O1 keeps the linear ones:
+    each Num2Bits' sum, in === q*2^S + r, each comparator's output and the wiring of sums)."""
+    s, q = c["SHIFT"], c["QBITS"]
+    path = requant_path(c)
+    if path == "aligned":
+        n2, lin = s + q + 4, 3          # the two Num2Bits sums, in === q*2^S + r; IsZero's input merges
+    elif path == "none":
+        n2, lin = s + q, 3              # the two Num2Bits sums, in === q*2^S + r
+    else:                               # rBits' sum, in === ...; per comparator its n2b sum, out, input
+        k = c["CLAMP_LO"] + c["CLAMP_HI"]
+        n2, lin = s + k * (q + 2), 2 + 3 * k
+    return n2 if opt == "O2" else n2 + lin
