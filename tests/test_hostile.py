@@ -1132,6 +1132,7 @@ def test_packed_lane_carry_forgery_rejected(builds):
     from circuit_harness import O2, Circuit, assert_accepted, assert_rejected, read_sym
     from test_forgery import requant_model
     from zkml.inputs import load_input
+    from zkml.ops._requant import requant_path
     from zkml.ir import verify
     from zkml.wtns import read_wtns
     b = builds.copy("carry")
@@ -1155,11 +1156,18 @@ def test_packed_lane_carry_forgery_rejected(builds):
     assert_rejected(c, bad, caught_in=comp + ".", kind="packed output: lane carry")
     # 2. every signal of both RequantClamps recomputed from the lying quotients, the clamp
     #    comparators claiming "inside" so that the lanes really are lane0 + 256 and lane1 - 1
+    #    (on RequantClamp's aligned way, the IsZero claiming "inside" and the clamped value c set
+    #    to the lie: c <= 2^B - 1 by its formula, so lane0 + 256 needs c itself forged)
     lie = {}
     for j, dq in ((0, 256), (1, -1)):
         q = ns[j] >> bd["SHIFT"]
-        lie.update(requant_model(f"{comp}.rq[{j}]", ns[j], bd, q + dq, above=0, below=0,
-                                 out_name=f"{comp}.out[{j}]"))
+        m = requant_model(f"{comp}.rq[{j}]", ns[j], bd, q + dq, above=0, below=0, in_range=1,
+                          out_name=f"{comp}.out[{j}]")
+        if requant_path(bd) == "aligned":
+            assert m[f"{comp}.rq[{j}].qBits.out[{bd['QBITS'] - 1}]"] == 1, "the honest lane is clamped"
+            m[f"{comp}.rq[{j}].c"] = outs[j] + dq - (bd["LO"] - bd["OFF"])
+            m[f"{comp}.rq[{j}].out"] = m[f"{comp}.out[{j}]"] = outs[j] + dq
+        lie.update(m)
         assert lie[f"{comp}.out[{j}]"] == outs[j] + dq, "the honest lane is clamped: pick another input"
     lie["main.out[0]"] = word
     bad = c.tamper(w, lie, skip_eliminated=True)

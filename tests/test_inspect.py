@@ -25,7 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 from circuit_harness import REQUANT_MAIN
 from conftest import FOUNDATION_MODELS, ROOT, SHARED_MODELS, save, shared_model
 from op_zoo import SPECS
-from test_forgery import CLAMP_MODES, RANGE_MAIN, RELU_MAIN
+from test_forgery import CLAMP_ALIGNED, CLAMP_MODES, RANGE_MAIN, RELU_MAIN
 from test_op_attacks import zoo_model
 from zkml import toolchain
 from zkml.errors import BitWidthError
@@ -42,8 +42,9 @@ _NUM2BITS = ("Num2Bits constrains its own outputs (every bit boolean: b*(b-1) ==
 ALLOWED = {
     ("CA02", "UintRange", "bits[*].out"): "UintRange: " + _NUM2BITS + " (in < 2^BITS)",
     ("CA02", "RequantClamp", "rBits.out"): "RequantClamp remainder: " + _NUM2BITS + " (0 <= r < 2^SHIFT)",
-    ("CA02", "RequantClamp", "qBits.out"): ("RequantClamp quotient, only in instances without a clamp (with one, "
-                                            "the clamp comparator's decomposition bounds q: circuits/requant.circom): "
+    ("CA02", "RequantClamp", "qBits.out"): ("RequantClamp quotient, reported only in instances without a clamp "
+                                            "(with a comparator, its decomposition bounds q; on the aligned way the "
+                                            "clamp reads q's bits: circuits/requant.circom): "
                                             + _NUM2BITS + " (0 <= q < 2^QBITS)"),
     ("CA02", "ArgMaxOne", "d[*].out"): ("ArgMaxOne's d[k] = m - in[k] - ahead: " + _NUM2BITS
                                         + " (0 <= d[k] < 2^BITS: in[k] <= max, strictly before the index; "
@@ -126,7 +127,7 @@ def _template_circuits() -> list[tuple[str, str]]:
 def _requant_circuits() -> list[tuple[str, str]]:
     """RequantClamp in each clamp mode (test_forgery's parameter sets), labelled by its mode."""
     out = []
-    for mode, (prm, _) in CLAMP_MODES.items():
+    for mode, prm in [*((m, prm) for m, (prm, _) in CLAMP_MODES.items()), ("aligned", CLAMP_ALIGNED)]:
         b = requant_bounds(prm["amin"], prm["amax"], prm["shift"], prm["zp"], prm["lo"], prm["bits"])
         out.append((f"RequantClamp[clamp {mode}]", REQUANT_MAIN.format(args=", ".join(str(v) for _, v in requant_args(b)), n=3)))
     return out
@@ -141,8 +142,9 @@ def test_template_circuit_has_no_unexplained_warning(label, source, tmp_path):
 
 @pytest.mark.parametrize("label,source", _requant_circuits(), ids=[t[0] for t in _requant_circuits()])
 def test_requant_quotient_bits_only_without_clamp(label, source, tmp_path):
-    """The qBits entry of ALLOWED is needed exactly where RequantClamp keeps q's own Num2Bits:
-    in the instances without a clamp. With a clamp, no qBits exists (the comparator bounds q)."""
+    """The qBits entry of ALLOWED is needed exactly where RequantClamp keeps q's own Num2Bits
+    unread: in the instances without a clamp. With a comparator no qBits exists (the comparator
+    bounds q); on the aligned way every bit of q is read by the clamp, so none is reported."""
     src = tmp_path / "circuit.circom"
     src.write_text(source)
     seen = assert_explained(inspect(src, tmp_path), label)

@@ -20,12 +20,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from circuit_harness import REQUANT_MAIN, compile_circuit
+from circuit_harness import O1, O2, REQUANT_MAIN, compile_circuit, r1cs_of
 from zkml.emit import _circom_value
 from zkml.fgraph import FNode
 from zkml.ir import FIELD_SAFE_BITS, Node
 from zkml.ops import REGISTRY
-from zkml.ops._requant import requant_args, requant_bounds, requant_kernel
+from zkml.ops._requant import requant_args, requant_bounds, requant_constraints, requant_kernel, requant_path
 from zkml.quantize import Ctx, QuantConfig
 
 
@@ -86,7 +86,15 @@ REQUANT_CASES = [
     ("shift1_uint1_output", -3, 3, 1, 0, 0, 1, (1, 1)),
     ("wide_near_252_bits", -(1 << 250), 1 << 250, 150, 7, 7, 8, (1, 1)),
     ("wide_no_clamp_16bit", -(1 << 100), 1 << 100, 86, 1 << 15, 0, 16, (0, 0)),
+    ("aligned_uint8", -(1 << 20), 1 << 20, 12, 128, 0, 8, (1, 1)),
+    ("aligned_uint4_zp", -600, 600, 4, 3, 0, 4, (1, 1)),
+    ("aligned_relu_zp0", -(1 << 20), 1 << 21, 11, 0, 0, 8, (1, 1)),
 ]
+# the way each case clamps (circuits/requant.circom; zkml/ops/_requant.py requant_path)
+REQUANT_PATHS = {"clamp_both_relu": "comparators", "clamp_none": "none", "clamp_hi_only": "comparators",
+                 "clamp_lo_only": "comparators", "shift1_uint1_output": "aligned",
+                 "wide_near_252_bits": "comparators", "wide_no_clamp_16bit": "none", "aligned_uint8": "aligned",
+                 "aligned_uint4_zp": "aligned", "aligned_relu_zp0": "aligned"}
 
 
 def requant_accs(amin, amax, shift, zp, lo, bits, rng, n_random=12) -> list[int]:
@@ -124,6 +132,26 @@ def test_requant_clamp_matches_requant_kernel(case):
         assert min(want) == lo
     if want_flags[1]:
         assert max(want) == (1 << bits) - 1
+
+
+@pytest.mark.parametrize("opt", ["O1", "O2"])
+@pytest.mark.parametrize("case", REQUANT_CASES, ids=[c[0] for c in REQUANT_CASES])
+def test_requant_clamp_constraint_count(case, opt):
+    """requant_constraints (the cost model slicing and the docs use) equals circom's R1CS count of
+    one RequantClamp instance, on each way of clamping, at --O1 and --O2; the aligned way costs
+    SHIFT + QBITS + 4 at --O2, QBITS - 1 or more below the comparators' SHIFT + 2*QBITS + 4 it
+    replaces (the comparator way's QBITS read from the least K)."""
+    name, amin, amax, shift, zp, lo, bits, _ = case
+    b = requant_bounds(amin, amax, shift, zp, lo, bits)
+    c = b.circuit
+    assert requant_path(c) == REQUANT_PATHS[name]
+    args = ", ".join(str(v) for _, v in requant_args(b))
+    circuit = compile_circuit(REQUANT_MAIN.format(args=args, n=1), flags=O1 if opt == "O1" else O2)
+    assert r1cs_of(circuit).n_constraints == requant_constraints(c, opt)
+    if REQUANT_PATHS[name] == "aligned" and opt == "O2":
+        assert requant_constraints(c, opt) == c["SHIFT"] + c["QBITS"] + 4
+        q_least = (((amax + (1 << (shift - 1))) >> shift) - min(0, (amin + (1 << (shift - 1))) >> shift)).bit_length()
+        assert c["SHIFT"] + 2 * q_least + 4 - requant_constraints(c, opt) >= q_least - 1
 
 
 # --------------------------------------------------------------------------- Dense

@@ -87,10 +87,13 @@ def requant_constraints(c: dict, opt: str = "O2") -> int:
     s, q = c["SHIFT"], c["QBITS"]
     path = requant_path(c)
     if path == "aligned":
-        n2, lin = s + q + 4, 3          # the two Num2Bits sums, in === q*2^S + r; IsZero's input merges
+        b = (c["HI"] - c["LO"] + 1).bit_length() - 1
+        # the two Num2Bits sums, in === q*2^S + r; IsZero's input unless it is one bit (--O1 merges)
+        n2, lin = s + q + 4, 3 + int(q - 1 - b > 1)
     elif path == "none":
         n2, lin = s + q, 3              # the two Num2Bits sums, in === q*2^S + r
     else:                               # rBits' sum, in === ...; per comparator its n2b sum, out, input
         k = c["CLAMP_LO"] + c["CLAMP_HI"]
         n2, lin = s + k * (q + 2), 2 + 3 * k
+    lin -= int(s == 1)                  # Num2Bits(1)'s sum is an equality: --O1 merges it
     return n2 if opt == "O2" else n2 + lin
