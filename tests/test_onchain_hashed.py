@@ -284,3 +284,75 @@ def test_deploy_hashed_with_split_verifier(hashed_build):
     # the other input's outputs match its own digest, but no proof of it was verified on this chain
     assert not _attempt(w3, cons, b, packing.pack(other["outputs"], 8), other["proof"], other["public"])[0]
     assert _attempt(w3, cons, b, words)[0]
+
+
+# --------------------------------------------------------------------------- reusing the Poseidon contract
+def test_deploy_reuses_checked_poseidon(hashed_build, deployed, tmp_path):
+    """`zkml deploy --poseidon ADDRESS` on the chain of an earlier deploy: the Poseidon(16) contract
+    is checked and reused (no table or Poseidon deployment, ~24M gas less) and the true outputs are
+    accepted; wrong addresses are refused with a clear message before anything is deployed."""
+    import shutil
+    d, b, _ = hashed_build
+    w3, first = deployed
+    pos = first.hashed["poseidon"]
+    b2 = tmp_path / "b"
+    shutil.copytree(b, b2)
+    blocks = w3.eth.block_number
+    res = api.deploy(b2, w3=w3, poseidon=pos)
+    assert res.valid and res.hashed["valid"] and res.outputs == runtime_outputs(d, b, "x")
+    assert res.hashed["poseidon"] == pos
+    names = [c["name"] for c in res.contracts]
+    assert "ZkmlPoseidonT17 (reused)" in names and not any(n.startswith("PoseidonTable") for n in names)
+    assert res.deploy_gas < first.deploy_gas - 20_000_000
+    assert first.deploy_gas > 20_000_000
+    # the same check the contract ran for the first deployment, on the reused one
+    dep = evm_hashed.attach_poseidon(w3, pos)
+    words = [random.Random(1).randrange(R) for _ in range(20)]
+    assert evm_hashed.commit_words_on_chain(w3, dep, words) == commit_words(words)
+    assert w3.eth.block_number > blocks
+    # refused: not an address, no code there, someone else's contract (the verifier), a Poseidon
+    # contract whose tables are swapped (its constructor check bypassed: deployed runtime code)
+    verifier = first.address
+    before = w3.eth.block_number
+    for bad, msg in [("0x1234", "not an address"), ("0x" + "11" * 20, "no contract"),
+                     (verifier, "not zkml's Poseidon")]:
+        with pytest.raises(evm_hashed.InputError, match=msg):
+            api.deploy(b2, w3=w3, poseidon=bad)
+    assert w3.eth.block_number == before, "a refused --poseidon must not spend gas"
+
+
+def test_poseidon_with_foreign_tables_refused(chain):
+    """A contract with the Poseidon's runtime code but other table addresses (as a constructor
+    without the code-hash check would leave it) is refused: the tables are checked by code hash."""
+    w3, dep = chain
+    compiled = evm.compile_solidity(evm_hashed.render_poseidon()[0], "ZkmlPoseidonT17")
+    code = bytearray(w3.eth.get_code(dep.address))
+    assert compiled.immutables and len(compiled.immutables) == len(dep.tables)
+    # point table 0 at table 1 (real code, wrong constants) in every place the runtime reads it
+    t1 = bytes.fromhex(dep.tables[1][2:])
+    for a, n in compiled.immutables[0]:
+        code[a + n - 20:a + n] = t1
+    # deploy the patched runtime code as is (creation code that returns it)
+    init = bytes.fromhex("61%04x80600c6000396000f3" % len(code)) + bytes(code)
+    rec, _ = evm_split._send(w3, "deploy patched", BUDGET, data=init)
+    assert bytes(w3.eth.get_code(rec.address)) == bytes(code)
+    with pytest.raises(evm_hashed.InputError, match="table contract 0"):
+        evm_hashed.attach_poseidon(w3, rec.address)
+    assert evm_hashed.attach_poseidon(w3, dep.address).tables == dep.tables
+
+
+def test_cli_deploy_poseidon_option_errors(hashed_build, tmp_path):
+    """--poseidon on the embedded chain (a fresh chain per command: nothing there) and on a build
+    without hashed outputs: exit 2 with the reason, no traceback."""
+    import shutil
+    d, b, _ = hashed_build
+    b2 = tmp_path / "b"
+    shutil.copytree(b, b2)
+    r = CliRunner().invoke(cli, ["deploy", str(b2), "--poseidon", "0x" + "22" * 20])
+    assert r.exit_code == 2 and "no contract at that address" in r.output and "Traceback" not in r.output
+    plain = tmp_path / "plain"
+    onnx.save(relu_model(4), tmp_path / "r.onnx")
+    np.save(tmp_path / "cal.npy", np.random.default_rng(0).normal(0, 1, (8, 1, 4)).astype(np.float32))
+    api.compile(tmp_path / "r.onnx", plain, tmp_path / "cal.npy")
+    r = CliRunner().invoke(cli, ["deploy", str(plain), "--poseidon", "0x" + "22" * 20])
+    assert r.exit_code == 2 and "hashed outputs" in r.output and "Traceback" not in r.output

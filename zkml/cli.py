@@ -324,16 +324,19 @@ def commit_cmd(build, input_):
               help="Most gas any one transaction may use (EIP-7825 caps transactions at 16,777,216).")
 @click.option("--mint", is_flag=True,
               help="Also deploy the ERC-721 consumer, mint a token for the proven output and read it back.")
+@click.option("--poseidon", "poseidon", metavar="ADDRESS",
+              help="Hashed outputs: reuse the Poseidon(16) contract an earlier `zkml deploy` left at ADDRESS on "
+                   "this chain (~24M gas saved) instead of deploying another; its code and tables are checked first.")
 @_guard
-def deploy_cmd(build, rpc, private_key, sender, gas_budget, mint):
+def deploy_cmd(build, rpc, private_key, sender, gas_budget, mint, poseidon):
     """Plan, deploy and run the on-chain verification (split across contracts and transactions
     when EIP-170 or the gas budget demands); addresses and ABIs go to BUILD/deployment.json.
     A sliced build gets a verifier per segment and the chain contract (docs/SLICING.md)."""
     from . import api, slicing
     if slicing.is_sliced(build):
         from . import evm, slicing_evm
-        if mint:
-            raise ZkmlError("--mint is not available for a sliced build yet")
+        if mint or poseidon:
+            raise ZkmlError(f"{'--mint' if mint else '--poseidon'} is not available for a sliced build yet")
         w3 = evm.connect(rpc, private_key=private_key)
         r = slicing_evm.verify_chain(build, w3, sender=sender, log=_log)
         click.echo(f"chain: {r.chain}; ZkmlChainVerifier at {r.address} (deploy gas {r.deploy_gas:,} in total)")
@@ -343,7 +346,7 @@ def deploy_cmd(build, rpc, private_key, sender, gas_budget, mint):
             sys.exit(1)
         return
     r = api.deploy(build, rpc=rpc, log=_log, private_key=private_key, sender=sender, gas_budget=gas_budget,
-                   consumer=mint)
+                   consumer=mint, **({"poseidon": poseidon} if poseidon else {}))
     click.echo(f"chain: {r.chain}")
     for c in r.contracts:
         click.echo(f"{c['name']} at {c['address']}: {c['code_size']} bytes of code, deploy gas {c['deploy_gas']}")

@@ -114,6 +114,9 @@ class CompiledContract:
     abi: list
     bytecode: str           # creation code, 0x-prefixed hex
     deployed_bytecode: str  # runtime code, 0x-prefixed hex
+    # immutable variables in the runtime code: [[(byte offset, length), ...] per variable, in
+    # declaration order] (their values are written by the constructor, zeros here)
+    immutables: list = field(default_factory=list)
 
     @property
     def code_size(self) -> int:
@@ -131,7 +134,8 @@ def compile_solidity(source: str, contract_name: str = "Groth16Verifier", *,
         "settings": {
             "optimizer": {"enabled": True, "runs": optimizer_runs},
             "evmVersion": evm_version,
-            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object",
+                                            "evm.deployedBytecode.immutableReferences"]}},
         },
     }
     cmd = "solcjs --standard-json"
@@ -150,12 +154,14 @@ def compile_solidity(source: str, contract_name: str = "Groth16Verifier", *,
     try:
         c = out["contracts"][fname][contract_name]
         bytecode, runtime = c["evm"]["bytecode"]["object"], c["evm"]["deployedBytecode"]["object"]
+        refs = c["evm"]["deployedBytecode"].get("immutableReferences") or {}
+        immutables = [[(int(r["start"]), int(r["length"])) for r in refs[k]] for k in sorted(refs, key=int)]
         abi = c["abi"]
     except (KeyError, TypeError):
         raise ToolError(cmd, 1, f"solc output has no contract {contract_name} in {fname}") from None
     if not bytecode:
         raise ToolError(cmd, 1, f"solc produced no bytecode for {contract_name} (abstract contract?)")
-    _COMPILED[key] = CompiledContract(contract_name, abi, "0x" + bytecode, "0x" + runtime)
+    _COMPILED[key] = CompiledContract(contract_name, abi, "0x" + bytecode, "0x" + runtime, immutables)
     return _COMPILED[key]
 
 
@@ -448,6 +454,10 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
     segs = meta.get("public_segments") or []
     hashed = any(s.get("kind") == "output" and s.get("mode") == "hashed" for s in segs)
     claimed = _claimed_outputs(build) if hashed else None
+    poseidon_address = kw.pop("poseidon", None)
+    if poseidon_address and not hashed:
+        raise InputError("--poseidon is for builds with hashed outputs (compile with --output hashed); this build's "
+                         "outputs are not hashed, so no Poseidon contract is needed")
     if hashed and kw.get("consumer"):
         raise InputError("--mint takes public outputs; this build's outputs are hashed (their on-chain check is "
                          "the hashed-output contract `zkml deploy` runs without --mint)")
@@ -455,6 +465,8 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
         from . import evm_hashed
         evm_hashed.output_words(evm_hashed.output_segment(segs)[0]["tensors"], claimed)
         kw["w3"] = kw.get("w3") or connect(rpc, private_key=kw.pop("private_key", None))
+        if poseidon_address:   # a wrong --poseidon fails here, before the verifier is deployed
+            evm_hashed.attach_poseidon(kw["w3"], poseidon_address)
     res = deploy_and_verify(build / "verification_key.json", build / "proof.json", build / "public.json",
                             name=name, setup_note=note, rpc=rpc, log=log,
                             outputs=meta.get("public_layout"), **kw)
@@ -463,7 +475,7 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
         run = evm_hashed.check_outputs(kw["w3"], res.address, res.mode, segs, _load_json(build / "proof.json", "proof"),
                                        _load_json(build / "public.json", "public inputs"), claimed, name=name,
                                        budget=kw.get("gas_budget", evm_split.DEFAULT_GAS_BUDGET),
-                                       sender=kw.get("sender"), log=log)
+                                       sender=kw.get("sender"), poseidon_address=poseidon_address, log=log)
         (build / "HashedOutputs.sol").write_text(run.source)
         res.hashed = run.to_json()
         res.valid, res.outputs = run.valid, run.outputs or None

@@ -23,7 +23,6 @@ and wrong outputs against a true proof; benchmarks/gas_hashed.py measures the ga
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from . import evm, evm_split, packing, poseidon
 from .errors import BuildError, InputError, ZkmlError
@@ -77,8 +76,9 @@ class PoseidonDeployment:
     address: str
     abi: list
     tables: list[str]
-    records: list          # evm_split.TxRecord of every deployment
+    records: list          # evm_split.TxRecord of every deployment (none when reused)
     source: str = ""
+    reused: bool = False   # attached to an existing deployment (attach_poseidon, --poseidon)
 
     @property
     def deploy_gas(self) -> int:
@@ -109,6 +109,51 @@ def deploy_poseidon(w3, t: int = CHAIN_T, *, sender: str | None = None, budget: 
     log(f"  {name} at {rec.address}: {rec.code_size:,} bytes, gas {rec.gas_used:,}")
     records.append(rec)
     return PoseidonDeployment(rec.address, compiled.abi, tables, records, source)
+
+
+def attach_poseidon(w3, address: str, t: int = CHAIN_T, *, log: evm.Log = lambda s: None) -> PoseidonDeployment:
+    """The Poseidon(t - 1) contract an earlier `zkml deploy` left at `address` (`--poseidon`),
+    after checking that it is exactly the one zkml would deploy: its runtime code equals the
+    compiled contract's outside the immutable table addresses, each of those holds the table
+    contract zkml renders (code hash), and commitWords of a test vector equals zkml.poseidon's.
+    InputError otherwise, before any gas is spent. A contract that passes computes circomlib's
+    Poseidon on every input (its code and its constants are zkml's), so reusing it is as safe as
+    deploying it again."""
+    from eth_utils import keccak, to_checksum_address
+    try:
+        address = to_checksum_address(address)
+    except (ValueError, TypeError):
+        raise InputError(f"--poseidon {address!r} is not an address (0x and 40 hex digits)") from None
+    source, codes = render_poseidon(t)
+    compiled = evm.compile_solidity(source, f"ZkmlPoseidonT{t}")
+    code = bytes(w3.eth.get_code(address))
+    if not code:
+        raise InputError(f"--poseidon {address}: no contract at that address on this chain (deploy once without "
+                         "--poseidon; `zkml deploy` prints the ZkmlPoseidonT17 address)")
+    want = bytearray.fromhex(compiled.deployed_bytecode[2:])
+    got = bytearray(code)
+    tables = []
+    if len(got) == len(want):
+        for refs in compiled.immutables:
+            (start, length), values = refs[0], {bytes(got[a:a + n]) for a, n in refs}
+            tables.append(to_checksum_address(bytes(got[start + length - 20:start + length])) if len(values) == 1
+                          else None)
+            for a, n in refs:
+                got[a:a + n] = want[a:a + n]
+    if got != want or len(tables) != len(codes) or None in tables:
+        raise InputError(f"--poseidon {address}: the contract there is not zkml's Poseidon({t - 1}) "
+                         f"(its {len(code):,}-byte code differs from the {len(want):,} bytes zkml deploys)")
+    for k, (table, expected) in enumerate(zip(tables, codes)):
+        if keccak(bytes(w3.eth.get_code(table))) != keccak(expected):
+            raise InputError(f"--poseidon {address}: its table contract {k} at {table} does not hold circomlib's "
+                             "Poseidon constants")
+    dep = PoseidonDeployment(address, compiled.abi, tables, [], source, reused=True)
+    if t == CHAIN_T:
+        probe = [1, 2, 3, poseidon.P - 1]
+        if commit_words_on_chain(w3, dep, probe) != poseidon.commit_words(probe):
+            raise InputError(f"--poseidon {address}: commitWords disagrees with circomlib's Poseidon")
+    log(f"  ZkmlPoseidonT{t} at {address}: reused ({len(code):,} bytes; code and {len(tables)} table contracts checked)")
+    return dep
 
 
 def commit_words_on_chain(w3, dep: PoseidonDeployment, words: list[int], gas: int = 15_000_000) -> int:
@@ -255,13 +300,19 @@ def verify_with_outputs(w3, consumer: HashedConsumer, proof: dict, public: list,
 
 def check_outputs(w3, verifier: str, verifier_mode: str, segments: list[dict], proof: dict, public: list, outputs: list[int], *,
                   name: str = "circuit", budget: int = evm_split.DEFAULT_GAS_BUDGET, sender: str | None = None,
-                  log: evm.Log = lambda s: None) -> HashedRun:
-    """Deploy the Poseidon(16) contract and the consumer next to a deployed verifier, then check
-    the claimed `outputs` (integers, all output tensors in order) against the proof on-chain."""
+                  poseidon_address: str | None = None, log: evm.Log = lambda s: None) -> HashedRun:
+    """Deploy the Poseidon(16) contract (or reuse the one at `poseidon_address`, checked by
+    attach_poseidon) and the consumer next to a deployed verifier, then check the claimed
+    `outputs` (integers, all output tensors in order) against the proof on-chain."""
     seg, _ = output_segment(segments)
     words = output_words(seg["tensors"], outputs)
-    log(f"hashed outputs: deploying Poseidon(16) ({len(table_codes(CHAIN_T))} table contracts) and the consumer ...")
-    pos = deploy_poseidon(w3, sender=sender, budget=budget, log=log)
+    if poseidon_address:
+        log("hashed outputs: reusing Poseidon(16), deploying the consumer ...")
+        pos = attach_poseidon(w3, poseidon_address, log=log)
+    else:
+        log(f"hashed outputs: deploying Poseidon(16) ({len(table_codes(CHAIN_T))} table contracts) and the consumer "
+            "... (reuse it next time with --poseidon ADDRESS)")
+        pos = deploy_poseidon(w3, sender=sender, budget=budget, log=log)
     n_public = len(evm.proof_to_calldata(proof, public)[3])
     cons = deploy_consumer(w3, verifier, verifier_mode, pos, segments, n_public, name=name, budget=budget,
                            sender=sender)
@@ -276,10 +327,13 @@ def check_outputs(w3, verifier: str, verifier_mode: str, segments: list[dict], p
     recs = pos.records + [cons.record]
     contracts = [dict(name=r.what.removeprefix("deploy "), address=r.address, code_size=r.code_size,
                       deploy_gas=r.gas_used) for r in recs]
+    if pos.reused:
+        contracts.insert(0, dict(name=f"ZkmlPoseidonT{CHAIN_T} (reused)", address=pos.address,
+                                 code_size=len(w3.eth.get_code(pos.address)), deploy_gas=0))
     return HashedRun(ok, back, words, digest, gas, reason, cons.address, pos.address, contracts,
                      [asdict(r) for r in recs], asdict(tx) if tx else None, cons.source)
 
 
-__all__ = ["render_poseidon", "table_codes", "table_words", "deploy_poseidon", "commit_words_on_chain",
+__all__ = ["render_poseidon", "table_codes", "table_words", "deploy_poseidon", "attach_poseidon", "commit_words_on_chain",
            "PoseidonDeployment", "render_consumer", "deploy_consumer", "verify_with_outputs", "check_outputs",
            "output_words", "words_layout", "output_segment", "HashedRun", "HashedConsumer"]
