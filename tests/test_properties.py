@@ -28,7 +28,7 @@ from circuit_harness import REQUANT_MAIN, compile_circuit
 from op_zoo import PENDING, RELABELING, SPECS, has_template, registry_ops, stack_inputs
 from zkml.errors import ZkmlError
 from zkml.ir import FIELD_SAFE_BITS
-from zkml.ops._requant import requant_args, requant_bounds, requant_kernel
+from zkml.ops._requant import requant_args, requant_bounds, requant_kernel, requant_path
 
 MIN_CASES = 1000
 CIRCUITS = {"Dense": 5, "Add": 5, "Relu": 4}         # hypothesis examples (= circuits) per operator
@@ -103,13 +103,32 @@ def requant_params(draw):
     return dict(amin=amin, amax=amax, shift=shift, zp=zp, lo=lo, bits=bits), b
 
 
-def test_requant_clamp_kernel_equals_witness():
+@st.composite
+def aligned_requant_params(draw):
+    """Parameter sets on RequantClamp's aligned way: both clamps act (accumulators well beyond the
+    output grid on both sides) and the output range HI - LO + 1 is a power of two."""
+    shift = draw(st.one_of(st.integers(1, 24), st.sampled_from([31, 62, 100, 150])))
+    bits = draw(st.sampled_from([1, 2, 4, 8, 12, 16]))
+    zp = draw(st.integers(0, (1 << bits) - 1))
+    lo = draw(st.sampled_from([0, (1 << bits) - (1 << draw(st.integers(0, bits - 1)))]))
+    scale = shift + bits + draw(st.integers(1, 6))
+    assume(scale + 3 <= FIELD_SAFE_BITS)
+    amax = draw(st.integers(1 << (scale - 1), 1 << scale))
+    amin = -draw(st.integers(1 << (scale - 1), 1 << scale))
+    b = requant_bounds(amin, amax, shift, zp, lo, bits)
+    assume(b.max_bits <= FIELD_SAFE_BITS and requant_path(b.circuit) == "aligned")
+    return dict(amin=amin, amax=amax, shift=shift, zp=zp, lo=lo, bits=bits), b
+
+
+def _requant_property(params, what: str, n_circuits: int = 6) -> None:
+    """RequantClamp's witness equals requant_kernel on 256 accumulators per drawn parameter set
+    (every rounding boundary of every clamp, then random ones), for n_circuits sets."""
     k, stats, t0 = 256, {"cases": 0, "circuits": 0}, time.time()
 
-    @_settings(6)
+    @_settings(n_circuits)
     @given(st.data())
     def prop(data):
-        prm, b = data.draw(requant_params(), label="params")
+        prm, b = data.draw(params(), label="params")
         c, s = b.circuit, prm["shift"]
         half, unit = 1 << (s - 1), 1 << s
         edges = {prm["amin"], prm["amax"], 0, half, -half, half - 1}
@@ -131,7 +150,16 @@ def test_requant_clamp_kernel_equals_witness():
         stats["circuits"] += 1
 
     prop()
-    _report("RequantClamp", stats["cases"], stats["circuits"], time.time() - t0)
+    _report(what, stats["cases"], stats["circuits"], time.time() - t0)
+
+
+def test_requant_clamp_kernel_equals_witness():
+    _requant_property(requant_params, "RequantClamp")
+
+
+def test_requant_aligned_kernel_equals_witness():
+    """The aligned way on its own (the general strategy reaches it only sometimes)."""
+    _requant_property(aligned_requant_params, "RequantClamp (aligned)")
 
 
 UINT_RANGE = """pragma circom 2.1.0;
