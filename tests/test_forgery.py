@@ -229,6 +229,20 @@ class RequantSetup:
         i, prefix, n, qh = self.inst(name)
         return requant_model(prefix, n, self.c, qh if q is None else q, out_name=f"main.out[{i}]", **kw)
 
+    def other_remainders(self):
+        """(instance, prefix, q') for every instance and every remainder r' != r in [0, 2^SHIFT), with
+        q' = (in - r') / 2^SHIFT in the field: the only quotient that keeps `in === q*2^SHIFT + r`
+        with r' in range (r' = r is checked to give the honest witness back)."""
+        S = self.c["SHIFT"]
+        for name in self.names:
+            _, prefix, n, q = self.inst(name)
+            for r2 in range(1 << S):
+                q2 = (n - r2) * INV(1 << S) % P
+                if r2 == n % (1 << S):
+                    assert q2 == q and self.forge(name, q=q2) == self.w
+                    continue
+                yield name, prefix, q2
+
     def forge(self, name: str, **kw) -> list[int]:
         m = self.model(name, **kw)
         check_covers(self.circuit, m, self.inst(name)[1])
@@ -442,22 +456,16 @@ def test_requant_every_other_quotient_remainder_pair_rejected(mode, opt):
     claims = [dict(zip([g for g in present if g != "qBits"], bs))
               for bs in itertools.product((0, 1), repeat=len([g for g in present if g != "qBits"]))]
     rejected = 0
-    for name in s.names:
-        _, prefix, n, q = s.inst(name)
-        for r2 in range(1 << S):
-            q2 = (n - r2) * INV(1 << S) % P
-            if r2 == n % (1 << S):
-                assert q2 == q and s.forge(name, q=q2) == s.w
-                continue
-            bad = s.forge(name, q=q2)
-            names = assert_rejected(s.circuit, bad, caught_in=tuple(f".{g}." for g in present))
-            assert all(any(f".{g}." in x for x in names) for g in present), (present, sorted(names))
-            assert _rq_unsat(s, prefix, bad) == set(present)
-            for claim in claims:            # every output the comparators could claim
-                bad = s.forge(name, q=q2, **claim)
-                assert r1cs_of(s.circuit).unsatisfied(bad)
-                assert set(present) <= _rq_unsat(s, prefix, bad)
-            rejected += 1
+    for name, prefix, q2 in s.other_remainders():
+        bad = s.forge(name, q=q2)
+        names = assert_rejected(s.circuit, bad, caught_in=tuple(f".{g}." for g in present))
+        assert all(any(f".{g}." in x for x in names) for g in present), (present, sorted(names))
+        assert _rq_unsat(s, prefix, bad) == set(present)
+        for claim in claims:            # every output the comparators could claim
+            bad = s.forge(name, q=q2, **claim)
+            assert r1cs_of(s.circuit).unsatisfied(bad)
+            assert set(present) <= _rq_unsat(s, prefix, bad)
+        rejected += 1
     assert rejected == len(s.names) * ((1 << S) - 1)
 
 
@@ -570,21 +578,15 @@ def test_requant_aligned_every_other_quotient_remainder_pair_rejected(al):
     choice of q's bits completes the witness (qBits alone rules q' out)."""
     S = al.c["SHIFT"]
     rejected = 0
-    for name in al.names:
-        _, prefix, n, q = al.inst(name)
-        for r2 in range(1 << S):
-            q2 = (n - r2) * INV(1 << S) % P
-            if r2 == n % (1 << S):
-                assert q2 == q and al.forge(name, q=q2) == al.w
-                continue
-            bad = al.forge(name, q=q2)
-            assert_rejected(al.circuit, bad, caught_in=".qBits.")
-            assert _rq_unsat(al, prefix, bad) == {"qBits"}
-            for in_range, top_flip in itertools.product((0, 1), (False, True)):
-                bad = al.forge(name, q=q2, in_range=in_range, top_flip=top_flip)
-                assert r1cs_of(al.circuit).unsatisfied(bad)
-                assert "qBits" in _rq_unsat(al, prefix, bad)
-            rejected += 1
+    for name, prefix, q2 in al.other_remainders():
+        bad = al.forge(name, q=q2)
+        assert_rejected(al.circuit, bad, caught_in=".qBits.")
+        assert _rq_unsat(al, prefix, bad) == {"qBits"}
+        for in_range, top_flip in itertools.product((0, 1), (False, True)):
+            bad = al.forge(name, q=q2, in_range=in_range, top_flip=top_flip)
+            assert r1cs_of(al.circuit).unsatisfied(bad)
+            assert "qBits" in _rq_unsat(al, prefix, bad)
+        rejected += 1
     assert rejected == len(al.names) * ((1 << S) - 1)
 
 
