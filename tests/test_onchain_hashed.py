@@ -256,8 +256,8 @@ def test_cli_deploy_hashed(hashed_build, tmp_path):
     (b2 / "prove.json").write_text(json.dumps(rec))
     r = CliRunner().invoke(cli, ["deploy", str(b2)])
     assert r.exit_code == 2 and "40" in r.output and "Traceback" not in r.output
-    r = CliRunner().invoke(cli, ["deploy", str(b2), "--mint"])
-    assert r.exit_code == 2 and "hashed" in r.output
+    r = CliRunner().invoke(cli, ["deploy", str(b2), "--mint"])      # the same malformed claim, with --mint
+    assert r.exit_code == 2 and "40" in r.output and "Traceback" not in r.output
 
 
 def test_deploy_hashed_on_anvil(hashed_build, anvil):
@@ -356,3 +356,53 @@ def test_cli_deploy_poseidon_option_errors(hashed_build, tmp_path):
     api.compile(tmp_path / "r.onnx", plain, tmp_path / "cal.npy")
     r = CliRunner().invoke(cli, ["deploy", str(plain), "--poseidon", "0x" + "22" * 20])
     assert r.exit_code == 2 and "hashed outputs" in r.output and "Traceback" not in r.output
+
+
+# --------------------------------------------------------------------------- --mint with hashed outputs
+@pytest.mark.parametrize("split", [False, True], ids=["single", "split"])
+def test_mint_hashed_outputs(hashed_build, split):
+    """`zkml deploy --mint` on a hashed build: the ERC-721 consumer mints only for output words the
+    hashed-output contract accepts (digest of the words == the proof's public digest, and the proof
+    verifies); the stored words read back as the reference runtime's outputs. Wrong words (one value
+    changed, a word + 1, a word too few), and the true words with another input's proof, revert
+    ProofNotVerified (or the words' own check); a second mint of the same proof reverts AlreadyMinted."""
+    d, b, other = hashed_build
+    w3 = evm.connect()
+    res = api.deploy(b, w3=w3, consumer=True, **({"force_split": True, "points_per_key": 1} if split else {}))
+    assert res.valid and res.mode == ("split" if split else "single")
+    want = runtime_outputs(d, b, "x")
+    c = res.consumer
+    assert c["token_id"] == 1 and c["outputs"] == want and c["mint_gas"] > 0
+    src = (b / "OutputNFT.sol").read_text()
+    assert "verifyWithOutputs" in src and "_packOutputs" not in src
+    nft = w3.eth.contract(address=c["address"], abi=c["abi"])
+    assert nft.functions.ownerOf(1).call() == w3.eth.accounts[0]
+    words = res.hashed["words"]
+    dep = evm_split.Deployed("split" if split else "single", res.address, [], [], [])
+    proof = json.loads((b / "proof.json").read_text())
+    public = json.loads((b / "public.json").read_text())
+    changed = list(want)
+    changed[3] = (changed[3] + 1) % 256
+    bad_words = [packing.pack(changed, 8), [words[0] + 1] + words[1:], words[:-1]]
+    for bad in bad_words:
+        with pytest.raises(evm_split.Reverted, match="ProofNotVerified|WrongWordCount|WordOutOfRange"):
+            evm_split.mint(w3, c["address"], c["abi"], dep, proof, public, words=bad)
+    if not split:   # the other input's proof (its own digest) with the true words
+        with pytest.raises(evm_split.Reverted, match="ProofNotVerified"):
+            evm_split.mint(w3, c["address"], c["abi"], dep, other["proof"], other["public"], words=words)
+    with pytest.raises(evm_split.Reverted, match="AlreadyMinted"):
+        evm_split.mint(w3, c["address"], c["abi"], dep, proof, public, words=words)
+    assert nft.functions.totalSupply().call() == 1
+
+
+def test_cli_mint_hashed(hashed_build, tmp_path):
+    """`zkml deploy BUILD --mint` on a hashed build: exit 0, the token minted and its outputs read back."""
+    import shutil
+    d, b, _ = hashed_build
+    b2 = tmp_path / "b"
+    shutil.copytree(b, b2)
+    r = CliRunner().invoke(cli, ["deploy", str(b2), "--mint"])
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.output.splitlines() if ln.startswith("ZkmlOutputNFT at "))
+    assert "token 1 minted" in line and str(runtime_outputs(d, b, "x")[:3])[1:-1] in line
+    assert json.loads((b2 / "deployment.json").read_text())["consumer"]["outputs"] == runtime_outputs(d, b, "x")

@@ -458,9 +458,9 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
     if poseidon_address and not hashed:
         raise InputError("--poseidon is for builds with hashed outputs (compile with --output hashed); this build's "
                          "outputs are not hashed, so no Poseidon contract is needed")
-    if hashed and kw.get("consumer"):
-        raise InputError("--mint takes public outputs; this build's outputs are hashed (their on-chain check is "
-                         "the hashed-output contract `zkml deploy` runs without --mint)")
+    mint_hashed = bool(hashed and kw.get("consumer"))
+    if mint_hashed:            # the NFT needs the hashed-output contract: minted after its check below
+        kw["consumer"] = False
     if hashed:     # refuse malformed claimed outputs before spending gas; one chain for everything
         from . import evm_hashed
         evm_hashed.output_words(evm_hashed.output_segment(segs)[0]["tensors"], claimed)
@@ -483,6 +483,12 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
         res.contracts += run.contracts
         res.transactions += run.transactions
         res.deploy_gas += sum(c["deploy_gas"] for c in run.contracts)
+        if mint_hashed and run.valid:
+            res.consumer, res.consumer_source, txs = evm_hashed.mint_hashed(
+                kw["w3"], res.address, res.mode, run.consumer, segs, _load_json(build / "proof.json", "proof"),
+                _load_json(build / "public.json", "public inputs"), run.words, name=name,
+                budget=kw.get("gas_budget", evm_split.DEFAULT_GAS_BUDGET), sender=kw.get("sender"), log=log)
+            res.transactions += txs
     (build / "Verifier.sol").write_text(res.source)
     if res.consumer_source:
         (build / "OutputNFT.sol").write_text(res.consumer_source)

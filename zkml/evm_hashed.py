@@ -334,6 +334,29 @@ def check_outputs(w3, verifier: str, verifier_mode: str, segments: list[dict], p
                      [asdict(r) for r in recs], asdict(tx) if tx else None, cons.source)
 
 
-__all__ = ["render_poseidon", "table_codes", "table_words", "deploy_poseidon", "attach_poseidon", "commit_words_on_chain",
+def mint_hashed(w3, verifier: str, verifier_mode: str, consumer: str, segments: list[dict], proof: dict,
+                public: list, words: list[int], *, name: str = "circuit", budget: int = evm_split.DEFAULT_GAS_BUDGET,
+                sender: str | None = None, log: evm.Log = lambda s: None) -> tuple[dict, str, list]:
+    """`zkml deploy --mint` for a hashed build: deploy the ERC-721 consumer in its hashed form
+    (contracts/ZkmlOutputNFT.sol.j2, `hashed`: mint() takes the packed output words and has the
+    hashed-output contract at `consumer` check them against the proof's digest and the proof),
+    mint the token for `words` and read the stored outputs back. Returns (the record DeployResult
+    keeps as `consumer`, the NFT's Solidity source, the transactions)."""
+    seg, _ = output_segment(segments)
+    tensors = [dict(name=t.get("name", f"output{k}"), bits=int(t["bits"]), size=int(t["size"]))
+               for k, t in enumerate(seg["tensors"])]
+    n_public = len(evm.proof_to_calldata(proof, public)[3])
+    dep = evm_split.Deployed(verifier_mode, verifier, [], [], [])
+    addr, abi, src, rec = evm_split.deploy_consumer(w3, dep, n_public, tensors, name=name, budget=budget,
+                                                    sender=sender, hashed_outputs=consumer)
+    log(f"  ZkmlOutputNFT at {addr}: {rec.code_size:,} bytes, gas {rec.gas_used:,} (mints against the hashed outputs)")
+    token, mrec = evm_split.mint(w3, addr, abi, dep, proof, public, budget=budget, sender=sender, words=words)
+    back = [v for o in evm_split.read_token_outputs(w3, addr, abi, token, tensors) for v in o]
+    log(f"  minted token {token}: gas {mrec.gas_used:,}; {len(back)} output values read back from the chain")
+    record = dict(address=addr, abi=abi, token_id=token, deploy_gas=rec.gas_used, mint_gas=mrec.gas_used, outputs=back)
+    return record, src, [asdict(rec), asdict(mrec)]
+
+
+__all__ = ["mint_hashed", "render_poseidon", "table_codes", "table_words", "deploy_poseidon", "attach_poseidon", "commit_words_on_chain",
            "PoseidonDeployment", "render_consumer", "deploy_consumer", "verify_with_outputs", "check_outputs",
            "output_words", "words_layout", "output_segment", "HashedRun", "HashedConsumer"]

@@ -98,11 +98,14 @@ def render_split_verifier(vk: dict, name: str, setup_note: str, *, points_per_ke
 
 def render_consumer(n_public: int, outputs: list[dict], mode: str, name: str = "circuit", *,
                     contract_name: str = "ZkmlOutputNFT", token_name: str = "zkml proven output",
-                    token_symbol: str = "ZKML") -> str:
+                    token_symbol: str = "ZKML", hashed: bool = False) -> str:
     """Solidity source of the ERC-721 consumer for a verifier of `mode` ("direct" or "recorded").
 
     `outputs` is zkml's public layout (build.json "public_layout"): the outputs are the first
     public signals. The token stores them packed (zkml.packing's layout, packed=True).
+    With `hashed`, `outputs` are the output tensors of the hashed segment (name, bits, size):
+    mint() takes their packed words as calldata and has the hashed-output contract (the
+    address given to the constructor) check them against the proof's digest.
     """
     from . import __version__
     if mode not in ("direct", "recorded"):
@@ -115,21 +118,24 @@ def render_consumer(n_public: int, outputs: list[dict], mode: str, name: str = "
     for what, s in (("token name", token_name), ("token symbol", token_symbol)):
         if not all(c.isalnum() or c in " -_." for c in s) or not 0 < len(s) <= 64:
             raise InputError(f"{what} {s!r}: letters, digits, spaces, '-', '_', '.' only")
-    outs = evm._outputs_layout(outputs, sum(o["words"] for o in outputs))
-    if sum(o["words"] for o in outs) > n_public:
-        raise InputError("the output layout has more words than the verifier has public inputs")
+    if hashed:
+        outs = [dict(name=o["name"], bits=int(o["bits"]), size=int(o["size"])) for o in outputs]
+    else:
+        outs = evm._outputs_layout(outputs, sum(o["words"] for o in outputs))
+        if sum(o["words"] for o in outs) > n_public:
+            raise InputError("the output layout has more words than the verifier has public inputs")
     stored = stored_layout(outs)
     words = sum(s["words"] for s in stored)
     if words * 32 + 1 > evm.EIP170_LIMIT:
         raise InputError(f"the packed output ({words} words) does not fit one data contract "
                          f"({(evm.EIP170_LIMIT - 1) // 32} words at most)")
     pos = 0
-    for o in outs:
-        o["pos"], pos = pos, pos + o["words"]
+    for o, st in zip(outs, stored):       # public signal of each output (unused when hashed)
+        o["pos"], pos = pos, pos + o.get("words", st["words"])
     return _template(CONSUMER_TEMPLATE).render(
         contract_name=contract_name, token_name=token_name, token_symbol=token_symbol,
         name=evm._comment_text(name, "circuit name"), zkml_version=__version__, mode=mode,
-        n_public=n_public, outputs=outs, stored=stored, stored_words=words)
+        n_public=n_public, outputs=outs, stored=stored, stored_words=words, hashed=hashed)
 
 
 def stored_layout(outputs: list[dict]) -> list[dict]:
@@ -494,15 +500,18 @@ class Minted:
 
 
 def deploy_consumer(w3, dep: Deployed, n_public: int, outputs: list[dict], *, name: str = "circuit",
-                    budget: int = DEFAULT_GAS_BUDGET, sender: str | None = None) -> tuple[str, list, str, TxRecord]:
-    """Render, compile and deploy the ERC-721 consumer for a deployed verifier."""
+                    budget: int = DEFAULT_GAS_BUDGET, sender: str | None = None,
+                    hashed_outputs: str | None = None) -> tuple[str, list, str, TxRecord]:
+    """Render, compile and deploy the ERC-721 consumer for a deployed verifier (with
+    `hashed_outputs`, the address of the hashed-output contract: the NFT of a hashed build,
+    `outputs` then being the hashed segment's tensors)."""
     mode = "direct" if dep.mode == "single" else "recorded"
-    source = render_consumer(n_public, outputs, mode, name)
+    source = render_consumer(n_public, outputs, mode, name, hashed=hashed_outputs is not None)
     compiled = evm.compile_solidity(source, "ZkmlOutputNFT")
     if compiled.code_size > evm.EIP170_LIMIT:
         raise BuildError(f"the consumer has {compiled.code_size} bytes of code, over EIP-170")
     factory = w3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
-    data = bytes.fromhex(factory.constructor(dep.verifier).build_transaction(
+    data = bytes.fromhex(factory.constructor(hashed_outputs or dep.verifier).build_transaction(
         {"from": evm._sender(w3, sender), "gas": budget})["data"][2:])
     gas = min(budget, _deploy_gas(len(data), compiled.code_size))
     rec, _ = _send(w3, "deploy ZkmlOutputNFT", gas, data=data, sender=sender, abi=compiled.abi)
@@ -510,12 +519,16 @@ def deploy_consumer(w3, dep: Deployed, n_public: int, outputs: list[dict], *, na
 
 
 def mint(w3, nft: str, nft_abi: list, dep: Deployed, proof: dict, public: list, to: str | None = None, *,
-         budget: int = DEFAULT_GAS_BUDGET, sender: str | None = None) -> tuple[int, TxRecord]:
-    """Mint the token for `public` (the proof must verify / have been verified); (token id, record)."""
+         budget: int = DEFAULT_GAS_BUDGET, sender: str | None = None,
+         words: list[int] | None = None) -> tuple[int, TxRecord]:
+    """Mint the token for `public` (the proof must verify / have been verified); (token id, record).
+    `words`: the packed outputs, for the NFT of a hashed build (checked against the digest)."""
     a, b, c, pub = evm.proof_to_calldata(proof, public)
     contract = w3.eth.contract(address=nft, abi=nft_abi)
     to = to or evm._sender(w3, sender)
-    fn = contract.functions.mint(to, a, b, c, pub) if dep.mode == "single" else contract.functions.mint(to, pub)
+    extra = [] if words is None else [[int(w) for w in words]]
+    fn = contract.functions.mint(to, a, b, c, pub, *extra) if dep.mode == "single" \
+        else contract.functions.mint(to, pub, *extra)
     rec, rc = _send(w3, "mint", budget, fn=fn, sender=sender, abi=nft_abi)
     return int(contract.events.Minted().process_receipt(rc, errors=DISCARD)[0]["args"]["tokenId"]), rec
 
