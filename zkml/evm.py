@@ -465,17 +465,17 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
         from . import evm_hashed
         evm_hashed.output_words(evm_hashed.output_segment(segs)[0]["tensors"], claimed)
         kw["w3"] = kw.get("w3") or connect(rpc, private_key=kw.pop("private_key", None))
-        if poseidon_address:   # a wrong --poseidon fails here, before the verifier is deployed
-            evm_hashed.attach_poseidon(kw["w3"], poseidon_address)
+        # a wrong --poseidon fails here, before the verifier is deployed
+        pos = evm_hashed.attach_poseidon(kw["w3"], poseidon_address, log=log) if poseidon_address else None
+        proof, public = _load_json(build / "proof.json", "proof"), _load_json(build / "public.json", "public inputs")
     res = deploy_and_verify(build / "verification_key.json", build / "proof.json", build / "public.json",
                             name=name, setup_note=note, rpc=rpc, log=log,
                             outputs=meta.get("public_layout"), **kw)
     if hashed and res.valid:   # the outputs as calldata, checked against the proof's digest (zkml.evm_hashed)
         from . import evm_split
-        run = evm_hashed.check_outputs(kw["w3"], res.address, res.mode, segs, _load_json(build / "proof.json", "proof"),
-                                       _load_json(build / "public.json", "public inputs"), claimed, name=name,
+        run = evm_hashed.check_outputs(kw["w3"], res.address, res.mode, segs, proof, public, claimed, name=name,
                                        budget=kw.get("gas_budget", evm_split.DEFAULT_GAS_BUDGET),
-                                       sender=kw.get("sender"), poseidon_address=poseidon_address, log=log)
+                                       sender=kw.get("sender"), poseidon_dep=pos, log=log)
         (build / "HashedOutputs.sol").write_text(run.source)
         res.hashed = run.to_json()
         res.valid, res.outputs = run.valid, run.outputs or None
@@ -485,8 +485,7 @@ def deploy_build(build: str | Path, rpc: str | None = None, log: Log = lambda s:
         res.deploy_gas += sum(c["deploy_gas"] for c in run.contracts)
         if mint_hashed and run.valid:
             res.consumer, res.consumer_source, txs = evm_hashed.mint_hashed(
-                kw["w3"], res.address, res.mode, run.consumer, segs, _load_json(build / "proof.json", "proof"),
-                _load_json(build / "public.json", "public inputs"), run.words, name=name,
+                kw["w3"], res.address, res.mode, run.consumer, segs, proof, public, run.words, name=name,
                 budget=kw.get("gas_budget", evm_split.DEFAULT_GAS_BUDGET), sender=kw.get("sender"), log=log)
             res.transactions += txs
     (build / "Verifier.sol").write_text(res.source)

@@ -300,15 +300,15 @@ def verify_with_outputs(w3, consumer: HashedConsumer, proof: dict, public: list,
 
 def check_outputs(w3, verifier: str, verifier_mode: str, segments: list[dict], proof: dict, public: list, outputs: list[int], *,
                   name: str = "circuit", budget: int = evm_split.DEFAULT_GAS_BUDGET, sender: str | None = None,
-                  poseidon_address: str | None = None, log: evm.Log = lambda s: None) -> HashedRun:
-    """Deploy the Poseidon(16) contract (or reuse the one at `poseidon_address`, checked by
-    attach_poseidon) and the consumer next to a deployed verifier, then check the claimed
-    `outputs` (integers, all output tensors in order) against the proof on-chain."""
+                  poseidon_dep: PoseidonDeployment | None = None, log: evm.Log = lambda s: None) -> HashedRun:
+    """Deploy the Poseidon(16) contract (or reuse `poseidon_dep`, from attach_poseidon) and the
+    consumer next to a deployed verifier, then check the claimed `outputs` (integers, all output
+    tensors in order) against the proof on-chain."""
     seg, _ = output_segment(segments)
     words = output_words(seg["tensors"], outputs)
-    if poseidon_address:
-        log("hashed outputs: reusing Poseidon(16), deploying the consumer ...")
-        pos = attach_poseidon(w3, poseidon_address, log=log)
+    if poseidon_dep:
+        log(f"hashed outputs: reusing Poseidon(16) at {poseidon_dep.address} (checked), deploying the consumer ...")
+        pos = poseidon_dep
     else:
         log(f"hashed outputs: deploying Poseidon(16) ({len(table_codes(CHAIN_T))} table contracts) and the consumer "
             "... (reuse it next time with --poseidon ADDRESS)")
