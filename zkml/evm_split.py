@@ -130,8 +130,8 @@ def render_consumer(n_public: int, outputs: list[dict], mode: str, name: str = "
         raise InputError(f"the packed output ({words} words) does not fit one data contract "
                          f"({(evm.EIP170_LIMIT - 1) // 32} words at most)")
     pos = 0
-    for o, st in zip(outs, stored):       # public signal of each output (unused when hashed)
-        o["pos"], pos = pos, pos + o.get("words", st["words"])
+    for o in ([] if hashed else outs):    # public signal of each output (no outputs among them when hashed)
+        o["pos"], pos = pos, pos + o["words"]
     return _template(CONSUMER_TEMPLATE).render(
         contract_name=contract_name, token_name=token_name, token_symbol=token_symbol,
         name=evm._comment_text(name, "circuit name"), zkml_version=__version__, mode=mode,

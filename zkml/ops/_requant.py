@@ -48,8 +48,7 @@ def requant_bounds(amin: int, amax: int, shift: int, zp: int, lo: int, bits: int
     clamp_lo, clamp_hi = qmin < lo_q, qmax > hi_q
     top = max(qmax, lo_q if clamp_lo else 0, hi_q if clamp_hi else 0)
     qbits = bits_for(top)
-    width = (1 << bits) - lo                     # HI - LO + 1
-    if clamp_lo and clamp_hi and width & (width - 1) == 0 and width > 1:
+    if clamp_lo and clamp_hi and _power_of_two((1 << bits) - lo):      # HI - LO + 1
         # aligned: the smallest Q with LO + d = 2^(Q-1) (d >= 0) and qmax + d < 2^Q
         a = max(lo_q, qmax - lo_q + 1)
         q_al = (a - 1).bit_length() + 1
@@ -70,13 +69,18 @@ def requant_args(b: Bounds) -> list:
     return [(k, c[k]) for k in ("SHIFT", "QBITS", "LO", "HI", "OFF", "CLAMP_LO", "CLAMP_HI")]
 
 
+def _power_of_two(n: int) -> bool:
+    """n = 2^B with B >= 1 (an output range the aligned way can clamp)."""
+    return n > 1 and n & (n - 1) == 0
+
+
 def requant_path(c: dict) -> str:
     """How circuits/requant.circom's RequantClamp clamps with these parameters (its
     requant_aligned_bits rule): "aligned", "comparators" or "none" (no clamp acts)."""
     q, lo, hi = c["QBITS"], c["LO"], c["HI"]
     width = hi - lo + 1
-    if c["CLAMP_LO"] and c["CLAMP_HI"] and q >= 2 and lo == 1 << (q - 1) and width > 1 \
-            and width & (width - 1) == 0 and width.bit_length() - 1 <= q - 2:
+    if c["CLAMP_LO"] and c["CLAMP_HI"] and q >= 2 and lo == 1 << (q - 1) and _power_of_two(width) \
+            and width.bit_length() - 1 <= q - 2:
         return "aligned"
     return "comparators" if c["CLAMP_LO"] or c["CLAMP_HI"] else "none"
 
