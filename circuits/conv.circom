@@ -3,6 +3,7 @@ pragma circom 2.1.0;
 // also BatchNormalization lowered to a depthwise 1x1 convolution).
 // SPDX-License-Identifier: GPL-3.0-only
 include "requant.circom";
+include "pool.circom";
 
 // Conv2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, WZP, B, XZP, MULT, K,
 //        SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI)
@@ -72,6 +73,109 @@ template Conv2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, W
                     rq[o].in <== acc * MULT[m] + 2 ** (SHIFT - 1) + K * 2 ** SHIFT;
                     out[o] <== rq[o].out;
                 }
+            }
+        }
+    }
+}
+
+// ConvMaxPool2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, WZP, B, XZP, MULT, K,
+//               PH, PW, PKH, PKW, PSH, PSW, PPT, PPL, PDH, PDW, AOFF, ABITS,
+//               SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI)
+//
+// Integer formula (zkml/ops/convpool.py): MaxPool(Conv2D(in)), the pool window (PKH x PKW,
+// strides PSH/PSW, pads PPT/PPL, dilations PDH/PDW) sliding over Conv2D's output grid OH x OW
+// of each channel; output out[((n*CO + m)*PH + py)*PW + px].
+// The Conv2D requantization f_m (see Conv2D) is non-decreasing in acc for MULT[m] >= 0, so
+// max_t f_m(acc_t) = f_m(max_t acc_t): the template compares the accumulators and requantizes
+// one value per window. A = acc + AOFF is a linear combination of the inputs (no constraint);
+// zkml's bound analysis chose AOFF and ABITS so that 0 <= A < 2^ABITS for every input with
+// in[i] < 2^bits (range-checked by its producer), the precondition of MaxWindow(taps, ABITS)
+// (pool.circom), whose output is then exactly the largest A of the window's present taps.
+// RequantClamp gets N = (Amax - AOFF)*MULT[m] + 2^(SHIFT-1) + K*2^SHIFT: the N Conv2D would
+// requantize for that tap, inside the same proven range [0, 2^(SHIFT+QBITS)).
+// Cost per output: one RequantClamp and (taps - 1) * (ABITS + 2) for the running maximum,
+// against Conv2D + MaxPool2D's (Conv outputs per window) RequantClamps and (taps - 1) * (bits + 2).
+template ConvMaxPool2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, WZP, B, XZP, MULT, K,
+                       PH, PW, PKH, PKW, PSH, PSW, PPT, PPL, PDH, PDW, AOFF, ABITS,
+                       SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI) {
+    assert(C % G == 0 && CO % G == 0);
+    signal input in[N * C * H * W];
+    signal output out[N * CO * PH * PW];
+    var CG = C \ G;
+    var MG = CO \ G;
+    var a[N * CO * OH * OW];            // A = acc + AOFF of every Conv output (linear in `in`)
+    var t[CG * KH * KW];
+    for (var n = 0; n < N; n++) {
+        for (var m = 0; m < CO; m++) {
+            var g = m \ MG;
+            for (var oy = 0; oy < OH; oy++) {
+                for (var ox = 0; ox < OW; ox++) {
+                    var nt = 0;
+                    for (var ci = 0; ci < CG; ci++) {
+                        for (var ky = 0; ky < KH; ky++) {
+                            var iy = oy * SH - PT + ky * DH;
+                            for (var kx = 0; kx < KW; kx++) {
+                                var ix = ox * SW - PL + kx * DW;
+                                if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
+                                    t[nt] = (in[((n * C + g * CG + ci) * H + iy) * W + ix] - XZP)
+                                           * (WT[m][(ci * KH + ky) * KW + kx] - WZP[m]);
+                                    nt++;
+                                }
+                            }
+                        }
+                    }
+                    var len = nt;
+                    while (len > 1) {           // pairwise tree sum (see Conv2D)
+                        for (var i = 0; i < len \ 2; i++) {
+                            t[i] = t[2 * i] + t[2 * i + 1];
+                        }
+                        if (len % 2 == 1) {
+                            t[len \ 2] = t[len - 1];
+                        }
+                        len = (len + 1) \ 2;
+                    }
+                    var acc = B[m] + AOFF;
+                    if (nt > 0) {
+                        acc += t[0];
+                    }
+                    a[((n * CO + m) * OH + oy) * OW + ox] = acc;
+                }
+            }
+        }
+    }
+    component win[N * CO * PH * PW];
+    component rq[N * CO * PH * PW];
+    for (var py = 0; py < PH; py++) {
+        for (var px = 0; px < PW; px++) {
+            var taps = 0;
+            for (var ky = 0; ky < PKH; ky++) {
+                for (var kx = 0; kx < PKW; kx++) {
+                    var iy = py * PSH - PPT + ky * PDH;
+                    var ix = px * PSW - PPL + kx * PDW;
+                    if (iy >= 0 && iy < OH && ix >= 0 && ix < OW) {
+                        taps++;
+                    }
+                }
+            }
+            assert(taps >= 1);
+            for (var nm = 0; nm < N * CO; nm++) {
+                var m = nm % CO;
+                var o = (nm * PH + py) * PW + px;
+                win[o] = MaxWindow(taps, ABITS);
+                var k = 0;
+                for (var ky = 0; ky < PKH; ky++) {
+                    for (var kx = 0; kx < PKW; kx++) {
+                        var iy = py * PSH - PPT + ky * PDH;
+                        var ix = px * PSW - PPL + kx * PDW;
+                        if (iy >= 0 && iy < OH && ix >= 0 && ix < OW) {
+                            win[o].in[k] <== a[(nm * OH + iy) * OW + ix];
+                            k++;
+                        }
+                    }
+                }
+                rq[o] = RequantClamp(SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI);
+                rq[o].in <== (win[o].out - AOFF) * MULT[m] + 2 ** (SHIFT - 1) + K * 2 ** SHIFT;
+                out[o] <== rq[o].out;
             }
         }
     }

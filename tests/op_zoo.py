@@ -872,12 +872,12 @@ class ConvSpec(RequantOpSpec):
         op, p, ins, out, bd, template, args = build_node("Conv", FNode("Conv", "conv", ["x"], "y", attrs), ctx)
         return OpCase(self, p, ins, out, bd, template, args)
 
-    def requant_ns(self, case, inputs):
-        p, c = case.params, case.bounds.circuit
+    @staticmethod
+    def accs(p, xs) -> list[tuple[int, int]]:
+        """(output channel, accumulator) of every Conv output, in output order (independent of the kernel)."""
         index, inside = tap_table(p.geometry())
         cg, mg, T = p.c // p.group, p.m // p.group, p.kh * p.kw
-        xs = inputs["in"]
-        ns = []
+        res = []
         for n in range(p.n):
             for mo in range(p.m):
                 g = mo // mg
@@ -888,8 +888,13 @@ class ConvSpec(RequantOpSpec):
                             if inside[pos, t]:
                                 xv = xs[(n * p.c + g * cg + ci) * p.h * p.w + int(index[pos, t])]
                                 acc += (xv - p.x_zp) * (p.wq[mo][ci * T + t] - p.w_zp[mo])
-                    ns.append(acc * p.mult[mo] + (1 << (c["SHIFT"] - 1)) + c["K"] * (1 << c["SHIFT"]))
-        return ns
+                    res.append((mo, acc))
+        return res
+
+    def requant_ns(self, case, inputs):
+        p, c = case.params, case.bounds.circuit
+        return [acc * p.mult[mo] + (1 << (c["SHIFT"] - 1)) + c["K"] * (1 << c["SHIFT"])
+                for mo, acc in self.accs(p, inputs["in"])]
 
     @staticmethod
     def param_strategy():
@@ -1491,3 +1496,101 @@ class ArgMaxSpec(OpSpec):
 
 
 SPECS.update({s.name: s for s in (LutSpec(), ArgMaxSpec())})
+
+
+# --------------------------------------------------------------------------- ConvMaxPool (fused)
+class ConvMaxPoolSpec(OpSpec):
+    """A Conv and the MaxPool over its output, fused by zkml.ops.convpool.fuse_params: MaxWindow
+    over the accumulators A = acc + AOFF (win[o]), then one RequantClamp (rq[o]) per pooled output."""
+    name, template_file = "ConvMaxPool", "conv.circom"
+    attacks = sorted(set(REQUANT_ATTACKS) | set(MAXPOOL_ATTACKS))
+    attack_cfgs = [
+        dict(conv=dict(shape=[1, 1, 4, 4], m=2, kernel=[2, 2], pads=[1, 1, 0, 0], relu=True, y=(-0.3, 0.5),
+                       seed=1), pool=dict(kernel=[2, 2], strides=[2, 2])),                  # clamps both sides
+        dict(conv=dict(shape=[1, 2, 5], m=2, group=2, kernel=[2], y=(-60.0, 60.0), seed=2),
+             pool=dict(kernel=[3], strides=[2], pads=[1, 1])),                              # 1-D, no clamp, padding
+    ]
+
+    def build(self, conv=None, pool=None, **_):
+        from zkml.ir import Node
+        from zkml.ops.convpool import fuse_params
+        from zkml.ops.pool import MaxParams, _geom_fields
+        cc = ConvSpec().build(**(conv or {}))
+        cp = cc.params
+        one_d = len(cc.out.shape) == 3
+        grid = [cp.n, cp.m, cp.ow] if one_d else [cp.n, cp.m, cp.oh, cp.ow]
+        try:
+            geo = _window_geom("MaxPool", grid, **(pool or dict(kernel=[2] * (len(grid) - 2))))
+            check_windows_nonempty(geo, "MaxPool", 13, "pool")
+        except _ZkmlError as e:
+            raise _NoTemplate(f"pool window does not fit the conv output: {e}") from None
+        p = fuse_params(cp, MaxParams(*_geom_fields(geo), cp.out_bits))
+        oshape = [geo.n, cp.m, geo.ow] if one_d else [geo.n, cp.m, geo.oh, geo.ow]
+        out = Tensor("y", oshape, cc.out.bits, cc.out.scale, cc.out.zero_point)
+        op = REGISTRY[self.name]
+        node = Node(self.name, "convpool", ["x"], "y", p)
+        b = op.bounds(node, cc.ins, out)
+        template, args = op.circom(node, cc.ins, out, b)
+        return OpCase(self, p, cc.ins, out, b, template, args)
+
+    def _windows(self, case, inputs):
+        """Per pooled output o: (channel, [A of the window's present taps, template order])."""
+        p, aoff = case.params, case.bounds.circuit["AOFF"]
+        accs = ConvSpec.accs(p, inputs["in"])
+        return [(accs[idx[0]][0], [accs[j][1] + aoff for j in idx]) for idx in _pool_windows(p.pool())]
+
+    def _n(self, case, mo, a):
+        p, c = case.params, case.bounds.circuit
+        return (a - c["AOFF"]) * p.mult[mo] + (1 << (c["SHIFT"] - 1)) + c["K"] * (1 << c["SHIFT"])
+
+    def _max(self, case, prefix, o, xs, **kw):
+        m = maxpool_model(prefix, o, xs, case.bounds.circuit["ABITS"], **kw)
+        del m[f"{prefix}.out[{o}]"]         # the window's maximum feeds rq[o], not the output
+        return m
+
+    def forgeries(self, case, prefix, inputs, out_names):
+        c, abits = case.bounds.circuit, case.bounds.circuit["ABITS"]
+        res = []
+        for o, (mo, xs) in enumerate(self._windows(case, inputs)):
+            res += requant_forgeries(f"{prefix}.rq[{o}]", self._n(case, mo, max(xs)), c, case.out.bits,
+                                     out_names(o))
+            mx, k = max(xs), len(xs)
+            regime = "one tap" if k == 1 else "tie" if xs.count(mx) > 1 else "max inside"
+            lies = []
+            for t in range(1, k):
+                lies.append(("max_wrong_index", f"lt[{t}] flipped", dict(flip=t), t))
+                if t == k - 1:
+                    for v in sorted({mx + 1, (mx + min(xs)) // 2, 0, 1 << abits, P - 1} - {mx}):
+                        lies.append(("value_not_in_window", f"max={v if v < 1 << 64 else 'p-1'}", dict(out=v), t))
+            lies += [("output_off_by_one", f"max{d:+d}", dict(out_delta=d), None) for d in (1, -1)]
+            for attack, label, kw, t in lies:
+                m = self._max(case, prefix, o, xs, **kw)
+                y = m[f"{prefix}.win[{o}].out"]
+                m.update(requant_honest(f"{prefix}.rq[{o}]", self._n(case, mo, y) % P, c, out_names(o)))
+                free = [] if t is None else [f"{prefix}.win[{o}].lt[{t}].n2b.out[{b}]" for b in range(abits + 1)]
+                res.append(Forgery(attack, label, m, free, f"{prefix}.win[{o}]", regime))
+        return res
+
+    def honest_models(self, case, prefix, inputs, out_names):
+        c = case.bounds.circuit
+        res = []
+        for o, (mo, xs) in enumerate(self._windows(case, inputs)):
+            res.append((f"{prefix}.win[{o}]", self._max(case, prefix, o, xs)))
+            res.append((f"{prefix}.rq[{o}]", requant_honest(f"{prefix}.rq[{o}]", self._n(case, mo, max(xs)), c,
+                                                            out_names(o))))
+        return res
+
+    @staticmethod
+    def param_strategy():
+        @st.composite
+        def strat(draw):
+            conv = draw(ConvSpec.param_strategy())
+            nd = len(conv["shape"]) - 2
+            k = [draw(st.integers(1, 3)) for _ in range(nd)]
+            pool = dict(kernel=k, strides=[draw(st.integers(1, 2)) for _ in range(nd)],
+                        pads=[draw(st.integers(0, k[i % nd] - 1)) for i in range(2 * nd)])
+            return dict(conv=conv, pool=pool)
+        return strat()
+
+
+SPECS.update({s.name: s for s in (ConvMaxPoolSpec(),)})

@@ -554,6 +554,63 @@ def test_lenet_compiles_proves_and_verifies(tmp_path):
     print(f"\nLeNet-like 8x8: {meta['circuit']['constraints']} constraints, prove {res['seconds']}")
 
 
+# --------------------------------------------------------------------------- Conv -> MaxPool fusion
+def _lenet_build(tmp: Path, name: str, **kw) -> tuple[dict, "Graph"]:
+    onnx.save(lenet(size=8, c1=2), tmp / "lenet.onnx")
+    np.save(tmp / "cal.npy", np.random.default_rng(3).uniform(0, 1, (64, 1, 1, 8, 8)))
+    meta = api.compile(tmp / "lenet.onnx", tmp / name, calibration=tmp / "cal.npy", **kw)
+    return meta, api.load_graph(tmp / name)
+
+
+@pytest.mark.parametrize("opt", ["O1", "O2"])
+def test_conv_maxpool_fusion_same_integers_and_estimated_saving(tmp_path, opt):
+    """The LeNet-like CNN compiled with and without pooling before requantization: the fused
+    build holds one ConvMaxPool node instead of Conv + MaxPool; both circuits' witnesses equal
+    their runtimes on random inputs, and the two give the same output integers; the constraints
+    saved are exactly what zkml.ops.convpool.fused_cost predicts (the rule the pass decides by)."""
+    from zkml.ops.convpool import fused_cost
+    fused, gf = _lenet_build(tmp_path, "fused", optimize=opt)
+    plain, gp = _lenet_build(tmp_path, "plain", optimize=opt, fuse_pools=False)
+    assert [n.op for n in gp.nodes] == ["Conv", "MaxPool", "Conv", "AvgPool", "Reshape", "Dense"]
+    assert [n.op for n in gf.nodes] == ["ConvMaxPool", "Conv", "AvgPool", "Reshape", "Dense"]
+    conv, pool = gp.nodes[0], gp.nodes[1]
+    unfused_est, fused_est = fused_cost(conv, pool, [gp.tensors[conv.inputs[0]]], opt)
+    saved = plain["circuit"]["constraints"] - fused["circuit"]["constraints"]
+    assert saved == unfused_est - fused_est > 0, (saved, unfused_est, fused_est)
+    rng = np.random.default_rng(7)
+    for k in range(4):
+        x = rng.uniform(-0.5, 1.5, (1, 1, 8, 8)) if k else np.zeros((1, 1, 8, 8))
+        (tmp_path / "x.json").write_text(json.dumps({"input_data": [x.reshape(-1).tolist()]}))
+        _, out_f = api.witness(tmp_path / "fused", tmp_path / "x.json")     # raises unless circuit == runtime
+        _, out_p = api.witness(tmp_path / "plain", tmp_path / "x.json")
+        assert out_f == out_p
+    print(f"\nLeNet-like 8x8 --{opt}: {plain['circuit']['constraints']} constraints unfused, "
+          f"{fused['circuit']['constraints']} fused")
+
+
+def test_conv_maxpool_fusion_only_where_it_applies(tmp_path):
+    """Not fused: a Conv output that another node also reads, or that is a graph output; a Conv
+    with weights as signals (--weights private: the weights are not constants)."""
+    from zkml.ops.convpool import fuse_conv_maxpool
+    rng = np.random.default_rng(0)
+    inits = [const("w", rng.normal(0, 0.5, (2, 1, 3, 3))), const("b", rng.normal(0, 0.1, 2))]
+    shared = op_model([helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+                       helper.make_node("MaxPool", ["c"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+                       helper.make_node("AveragePool", ["c"], ["a"], name="avg", kernel_shape=[2, 2],
+                                        strides=[2, 2]),
+                       helper.make_node("Add", ["p", "a"], ["y"], name="add")], [1, 1, 6, 6], inits)
+    g, _, _ = quantized(shared, rng.uniform(0, 1, (16, 1, 1, 6, 6)), tmp_path, name="shared.onnx")
+    assert [n.op for n in fuse_conv_maxpool(g).nodes] == [n.op for n in g.nodes]
+    g.outputs.append(g.nodes[0].output)                     # the Conv output also a graph output
+    g2, _, _ = quantized(lenet(size=8, c1=2), rng.uniform(0, 1, (16, 1, 1, 8, 8)), tmp_path, name="l.onnx")
+    assert fuse_conv_maxpool(g2).nodes[0].op == "ConvMaxPool"
+    g2.outputs.append(g2.nodes[0].output)
+    assert [n.op for n in fuse_conv_maxpool(g2).nodes] == [n.op for n in g2.nodes]
+    from zkml.visibility import Visibility
+    _, gw = _lenet_build(tmp_path, "private", visibility=Visibility(weights="private"))
+    assert "ConvMaxPool" not in [n.op for n in gw.nodes]
+
+
 CNN_MODELS = ["1l_conv", "1l_downsample", "1l_max_pool", "1l_batch_norm", "1l_pad", "1l_concat", "clip",
               "3l_relu_conv_fc"]
 

@@ -33,6 +33,7 @@ from .inputs import load_input, load_samples
 from .ir import Graph, verify as ir_verify
 from .onnx_import import import_onnx
 from .packing import from_public, public_layout, to_public
+from .ops.convpool import fuse_conv_maxpool
 from .strands import check_mode as check_strands, plans as strand_plans_of
 from .visibility import Visibility, public_signals, segments, split_public, weight_tensors, weighted_layers
 from .quantize import CalibrationWarning, QuantConfig, calibrate, fallback_samples, quantize, run_float
@@ -80,13 +81,14 @@ def _onnxruntime_errors(model):
 # --------------------------------------------------------------------------- compile
 def compile(model: str | Path, out_dir: str | Path = "build", calibration: str | Path | None = None,
             cfg: QuantConfig | None = None, log: Log = _quiet, pack_outputs: bool = True,
-            visibility: Visibility | None = None, optimize: str = "auto", strands: str = "auto") -> dict:
+            visibility: Visibility | None = None, optimize: str = "auto", strands: str = "auto",
+            fuse_pools: bool = True) -> dict:
     vis = (visibility or Visibility()).check()
     check_strands(strands)
     t0 = time.time()
     graph, onnx_model, cfg, calib = quantize_model(model, calibration, cfg, log)
     return compile_graph(graph, out_dir, model, onnx_model, cfg, calib, log=log, pack_outputs=pack_outputs,
-                         visibility=vis, optimize=optimize, t0=t0, strands=strands)
+                         visibility=vis, optimize=optimize, t0=t0, strands=strands, fuse_pools=fuse_pools)
 
 
 def quantize_model(model: str | Path, calibration: str | Path | None = None, cfg: QuantConfig | None = None,
@@ -126,15 +128,19 @@ def quantize_model(model: str | Path, calibration: str | Path | None = None, cfg
 def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_model: onnx.ModelProto | None,
                   cfg: QuantConfig, calib: dict, log: Log = _quiet, pack_outputs: bool = True,
                   visibility: Visibility | None = None, optimize: str = "auto", t0: float | None = None,
-                  strands: str = "auto") -> dict:
+                  strands: str = "auto", fuse_pools: bool = True) -> dict:
     """Write a build folder for an integer IR: emit main.circom, compile it, record build.json.
-    (`zkml compile` for a model; zkml.slicing for each segment of a sliced one, onnx_model None.)"""
+    (`zkml compile` for a model; zkml.slicing for each segment of a sliced one, onnx_model None.)
+    With constant weights and `fuse_pools`, a Conv read only by a MaxPool is pooled before it is
+    requantized where that costs fewer constraints (zkml/ops/convpool.py; same integers out)."""
     vis = (visibility or Visibility()).check()
     out = Path(out_dir)
     t0 = time.time() if t0 is None else t0
     out.mkdir(parents=True, exist_ok=True)
     for f in _STALE:
         (out / f).unlink(missing_ok=True)
+    if vis.weights == "constant" and fuse_pools:
+        graph = fuse_conv_maxpool(graph, log)
     graph.save(out / "model.ir.json")
     if onnx_model is not None:
         onnx.save(onnx_model, out / "model.onnx")

@@ -76,6 +76,9 @@ def main():
               help="With --weights public/private/hashed: pack signal x signal products into field-element "
                    "lanes where the constraint count says it pays (auto), or keep one constraint per product "
                    "(off). docs/PRIVACY.md.")
+@click.option("--no-fuse-pools", is_flag=True, help="With constant weights: keep every Conv -> MaxPool pair as two "
+              "layers (by default a Conv read only by a MaxPool is pooled before it is requantized where that "
+              "costs fewer constraints; the integers are the same).")
 @click.option("--slices", type=click.IntRange(min=1), help="Cut the model into N segment circuits "
               "chained by Poseidon commitments, at layer boundaries, splitting big Dense/Conv/ConvTranspose layers "
               "into output-channel groups when needed (docs/SLICING.md).")
@@ -83,7 +86,7 @@ def main():
               "each one's estimated constraints within K.")
 @_guard
 def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, no_pack_outputs, optimize,
-                vis_input, vis_weights, vis_output, strands, slices, max_constraints):
+                vis_input, vis_weights, vis_output, strands, no_fuse_pools, slices, max_constraints):
     """Quantize MODEL.onnx, emit the circuit and compile it with circom."""
     from . import api
     from .quantize import QuantConfig
@@ -94,12 +97,13 @@ def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, no_pack_
         slicing.compile(model, out, slices=slices, max_constraints=max_constraints, calibration=calibration,
                         cfg=QuantConfig(bits, weight_bits, not per_tensor), log=_log,
                         pack_outputs=not no_pack_outputs, optimize=optimize,
-                        visibility=Visibility(vis_input, vis_weights, vis_output))
+                        visibility=Visibility(vis_input, vis_weights, vis_output), fuse_pools=not no_fuse_pools)
         click.echo(f"compiled into {out}/ ({out}/segments/NN) in {time.time() - t:.1f} s")
         return
     api.compile(model, out, calibration, QuantConfig(bits, weight_bits, not per_tensor), log=_log,
                 pack_outputs=not no_pack_outputs, optimize=optimize,
-                visibility=Visibility(vis_input, vis_weights, vis_output), strands=strands)
+                visibility=Visibility(vis_input, vis_weights, vis_output), strands=strands,
+                fuse_pools=not no_fuse_pools)
     click.echo(f"compiled into {out}/ in {time.time() - t:.1f} s")
 
 

@@ -403,7 +403,7 @@ def seg_dir(build: Path, k: int) -> Path:
 def compile(model: str | Path, out_dir: str | Path = "build", *, slices: int | None = None,
             max_constraints: int | None = None, calibration: str | Path | None = None, cfg=None,
             log: Log = _quiet, pack_outputs: bool = True, visibility: Visibility | None = None,
-            optimize: str = "auto") -> dict:
+            optimize: str = "auto", fuse_pools: bool = True) -> dict:
     """Quantize the model once, cut it and compile every segment into BUILD/segments/NN."""
     import onnx
     from . import api
@@ -445,7 +445,7 @@ def compile(model: str | Path, out_dir: str | Path = "build", *, slices: int | N
             f"input {sv.input}, output {sv.output}")
         meta = api.compile_graph(g, d, model, None, cfg, calib, log=lambda s, k=k: log(f"  [{k:02d}] {s}"),
                                  pack_outputs=pack_outputs if k == len(parts) - 1 else True, visibility=sv,
-                                 optimize=optimize)
+                                 optimize=optimize, fuse_pools=fuse_pools)
         records.append(dict(dir=str(d.relative_to(out)), nodes=[n.name for n in g.nodes], input=g.inputs[0],
                             input_parts=bparts[k - 1] if k > 0 else [g.inputs[0]], outputs=g.outputs, visibility=sv.as_dict(), public_segments=meta["public_segments"],
                             constraints=meta["circuit"]["constraints"],

@@ -73,4 +73,4 @@ def onnx_rule(*op_types: str):
 
 
 # import the operator modules so that they register themselves
-from . import dense, add, relu, reshape, conv, pool, batchnorm, clip, layout, concat, indexing, affine, sub, convtranspose, activations, argmax  # noqa: E402,F401
+from . import dense, add, relu, reshape, conv, convpool, pool, batchnorm, clip, layout, concat, indexing, affine, sub, convtranspose, activations, argmax  # noqa: E402,F401

@@ -102,6 +102,13 @@ class _PoolGeometry:
                         0, 0, self.dh, self.dw, self.oh, self.ow)
 
 
+def max_window_constraints(taps: int, bits: int, opt: str = "O2") -> int:
+    """R1CS constraints of one MaxWindow(taps, bits) (circuits/pool.circom): per running-max step
+    a LessThan(bits) (Num2Bits(bits + 1)) and the selection; --O1 also keeps the linear ones
+    (the Num2Bits sum, LessThan's input and its output bit)."""
+    return (taps - 1) * (bits + 2 + (3 if opt == "O1" else 0))
+
+
 @dataclass
 class MaxParams(_PoolGeometry):
     bits: int
