@@ -38,7 +38,7 @@ from zkml import api
 from zkml.emit import _circom_value
 from zkml.errors import UnsupportedOpError
 from zkml.inputs import load_input
-from zkml.ir import verify
+from zkml.ir import Graph, verify
 from zkml.onnx_import import import_onnx
 from zkml.ops import REGISTRY
 from zkml.quantize import QuantConfig, calibrate, quantize, run_float
@@ -555,7 +555,7 @@ def test_lenet_compiles_proves_and_verifies(tmp_path):
 
 
 # --------------------------------------------------------------------------- Conv -> MaxPool fusion
-def _lenet_build(tmp: Path, name: str, **kw) -> tuple[dict, "Graph"]:
+def _lenet_build(tmp: Path, name: str, **kw) -> tuple[dict, Graph]:
     onnx.save(lenet(size=8, c1=2), tmp / "lenet.onnx")
     np.save(tmp / "cal.npy", np.random.default_rng(3).uniform(0, 1, (64, 1, 1, 8, 8)))
     meta = api.compile(tmp / "lenet.onnx", tmp / name, calibration=tmp / "cal.npy", **kw)
