@@ -52,6 +52,16 @@ def conv(c, k):
         f"fan-in {c}x{k}x{k} = {c * k * k}"
 
 
+def conv_pool(c, k):
+    """Conv -> MaxPool 2x2: compiled as one ConvMaxPool (pooled before requantizing, zkml/ops/convpool.py)."""
+    m, desc = conv(c, k)
+    m.graph.node[0].output[0] = "c"
+    m.graph.node.append(helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[2, 2], strides=[2, 2]))
+    m.graph.output[0].type.tensor_type.shape.dim[2].dim_value = 3
+    m.graph.output[0].type.tensor_type.shape.dim[3].dim_value = 3
+    return m, f"{desc}, window 2x2"
+
+
 def pool(op, k):
     return _model([helper.make_node(op, ["x"], ["y"], kernel_shape=[k, k], strides=[k, k])], [1, 2, 8, 8],
                   [1, 2, 8 // k, 8 // k]), f"window {k}x{k}"
@@ -90,6 +100,7 @@ def cases(quick: bool):
             out.append(("Gemm", b, dense(k)))
         for c, k in ([(1, 3), (8, 3)] if quick else [(1, 3), (8, 3), (16, 5)]):
             out.append(("Conv", b, conv(c, k)))
+        out.append(("Conv -> MaxPool", b, conv_pool(8, 3)))
         for k in [2, 4]:
             out.append(("MaxPool", b, pool("MaxPool", k)))
             out.append(("AveragePool", b, pool("AveragePool", k)))
@@ -141,6 +152,8 @@ def main(argv=None) -> int:
              "activations and weights of the given bits. Weights are circuit constants, so fan-in changes",
              "the cost only through the accumulator's width (the requantization's range check).",
              "The input's own range check (bits per input value) is not included.",
+             "A Conv read only by a 2x2 MaxPool compiles to one ConvMaxPool (pooled before it is",
+             "requantized): its cost per pooled value compares with 4 x Conv + MaxPool of the rows above.",
              "",
              "| ONNX op | IR op | bits | shape | constraints / output value | circom |",
              "|---|---|---|---|---|---|"]

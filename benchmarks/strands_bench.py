@@ -69,6 +69,7 @@ def node_split(build: Path) -> dict:
     for key, n in att.items():
         if key.startswith("n") and key[1:].isdigit():
             op = g.nodes[int(key[1:])].op
+            op = "Conv" if op == "ConvMaxPool" else op      # a Conv pooled before requantizing (+ its MaxPool)
             out[op if op in ("Conv", "Dense") else "other"] += n
         elif key.startswith("w") and key.endswith("_range"):
             out["weights range"] += n
