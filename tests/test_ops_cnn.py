@@ -614,6 +614,23 @@ def test_conv_maxpool_fusion_only_where_it_applies(tmp_path):
     assert "ConvMaxPool" not in [n.op for n in gw.nodes]
 
 
+def test_conv_maxpool_hand_edited_ir_refused(tmp_path):
+    """The two facts pooling first relies on are checked on every IR load (ir.verify), not only by
+    the fusion pass: a negative multiplier (the requantization would not be monotone) and a pool
+    window entirely in the padding are refused by node name."""
+    import copy
+    from zkml.errors import BuildError
+    _, g = _lenet_build(tmp_path, "fused")
+    d = g.to_json()
+    assert d["nodes"][0]["op"] == "ConvMaxPool"
+    for edit, why in ((lambda p: p["mult"].__setitem__(0, -p["mult"][0]), "not be monotone"),
+                      (lambda p: p.update(pkh=2, ppt=5), "entirely in the padding")):
+        e = copy.deepcopy(d)
+        edit(e["nodes"][0]["params"])
+        with pytest.raises(BuildError, match=why):
+            verify(Graph.from_json(e))
+
+
 CNN_MODELS = ["1l_conv", "1l_downsample", "1l_max_pool", "1l_batch_norm", "1l_pad", "1l_concat", "clip",
               "3l_relu_conv_fc"]
 

@@ -98,6 +98,12 @@ class ConvMaxPool(Conv):
 
     def bounds(self, node, ins, out) -> Bounds:
         p: Params = node.params
+        # the two facts pooling first relies on (fuse_conv_maxpool checks them; a hand-edited IR
+        # must not get past ir.verify without them)
+        if any(v < 0 for v in p.mult):
+            raise ValueError("a negative multiplier: the requantization would not be monotone")
+        if min(window_taps(p.pool_geometry()), default=0) < 1:
+            raise ValueError("a pool window lies entirely in the padding")
         b = super().bounds(node, ins, out)          # the Conv's requantization, unchanged
         lo, hi = acc_range(p, ins[0].qmax)
         aoff = max(0, -lo)
