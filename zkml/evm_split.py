@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import jinja2
 from web3.logs import DISCARD
 
-from . import evm, packing, pyverify, toolchain
+from . import evm, packing, toolchain
 from .errors import BuildError, InputError, ZkmlError
 
 DEFAULT_GAS_BUDGET = 16_000_000          # per transaction; EIP-7825 caps transactions at 2^24
