@@ -160,20 +160,10 @@ class Conv(OpDef):
         return requant_kernel(scaled, p.shift, p.out_zp, p.out_lo, p.out_bits).reshape(p.n, p.m, p.oh, p.ow)
 
     def bounds(self, node, ins, out) -> Bounds:
-        # Every tap contributes a range [min, max] that contains 0 (x - x_zp ranges over
-        # [-x_zp, xmax - x_zp], which holds 0), so the full kernel bounds every window,
-        # including windows that lose taps to the padding.
         p: Params = node.params
-        xmax = ins[0].qmax
-        amin = amax = None
-        for j, row in enumerate(p.wq):
-            wc = [int(w) - int(p.w_zp[j]) for w in row]
-            pos = sum(w for w in wc if w > 0)
-            neg = sum(w for w in wc if w < 0)
-            lo_j = ((xmax - p.x_zp) * neg + (-p.x_zp) * pos + p.bias[j]) * p.mult[j]
-            hi_j = ((xmax - p.x_zp) * pos + (-p.x_zp) * neg + p.bias[j]) * p.mult[j]
-            amin = lo_j if amin is None else min(amin, lo_j)
-            amax = hi_j if amax is None else max(amax, hi_j)
+        scaled = [(lo * m, hi * m) for (lo, hi), m in zip(channel_acc_ranges(p, ins[0].qmax), p.mult)]
+        amin = min(min(r) for r in scaled)
+        amax = max(max(r) for r in scaled)
         return requant_bounds(amin, amax, p.shift, p.out_zp, p.out_lo, p.out_bits, what="conv accumulator")
 
     def circom(self, node, ins, out, b: Bounds):
@@ -181,6 +171,21 @@ class Conv(OpDef):
         return "Conv2D", [*geometry_args(p.geometry()), ("CO", p.m), ("G", p.group), ("WT", p.wq),
                           ("WZP", p.w_zp), ("B", p.bias), ("XZP", p.x_zp), ("MULT", p.mult),
                           ("K", b.circuit["K"]), *requant_args(b)]
+
+
+def channel_acc_ranges(p: Params, xmax: int) -> list[tuple[int, int]]:
+    """Per output channel j, the exact range [lo, hi] of the accumulator acc (bias included,
+    before the multiplier) over every input in [0, xmax]. Every tap contributes a range that holds
+    0 (x - x_zp ranges over [-x_zp, xmax - x_zp]), so the full kernel bounds every window,
+    including windows that lose taps to the padding."""
+    out = []
+    for j, row in enumerate(p.wq):
+        wc = [int(w) - int(p.w_zp[j]) for w in row]
+        pos = sum(w for w in wc if w > 0)
+        neg = sum(w for w in wc if w < 0)
+        out.append(((xmax - p.x_zp) * neg + (-p.x_zp) * pos + p.bias[j],
+                    (xmax - p.x_zp) * pos + (-p.x_zp) * neg + p.bias[j]))
+    return out
 
 
 def signal_weight_bounds(node, ins, out) -> Bounds:

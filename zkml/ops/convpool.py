@@ -35,7 +35,7 @@ from ..ir import Graph, Node, bits_for
 from . import Bounds, register
 from ._requant import requant_args, requant_constraints
 from ._window import Geometry, tap_table
-from .conv import Conv, Params as ConvParams
+from .conv import Conv, Params as ConvParams, channel_acc_ranges
 from .pool import MaxParams, max_window_constraints
 
 
@@ -64,22 +64,6 @@ class Params(ConvParams):
         return self.pool().geometry()
 
 
-def acc_range(p: ConvParams, xmax: int) -> tuple[int, int]:
-    """The exact range of the Conv accumulator acc (bias included, before the multiplier) over
-    every input in [0, xmax] and every output channel (every tap's range holds 0, so windows
-    that lose taps to the padding stay inside it)."""
-    lo = hi = None
-    for j, row in enumerate(p.wq):
-        wc = [int(w) - int(p.w_zp[j]) for w in row]
-        pos = sum(w for w in wc if w > 0)
-        neg = sum(w for w in wc if w < 0)
-        lo_j = (xmax - p.x_zp) * neg + (-p.x_zp) * pos + p.bias[j]
-        hi_j = (xmax - p.x_zp) * pos + (-p.x_zp) * neg + p.bias[j]
-        lo = lo_j if lo is None else min(lo, lo_j)
-        hi = hi_j if hi is None else max(hi, hi_j)
-    return lo, hi
-
-
 @register
 class ConvMaxPool(Conv):
     name = "ConvMaxPool"
@@ -105,7 +89,8 @@ class ConvMaxPool(Conv):
         if min(window_taps(p.pool_geometry()), default=0) < 1:
             raise ValueError("a pool window lies entirely in the padding")
         b = super().bounds(node, ins, out)          # the Conv's requantization, unchanged
-        lo, hi = acc_range(p, ins[0].qmax)
+        ranges = channel_acc_ranges(p, ins[0].qmax)
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
         aoff = max(0, -lo)
         abits = bits_for(hi + aoff)
         return Bounds(max(b.max_bits, abits + 1), b.what, dict(b.circuit, AOFF=aoff, ABITS=abits))
