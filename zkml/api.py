@@ -191,9 +191,10 @@ def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_mod
 
 
 # circom's --O2 eliminates every linear constraint; its time grows faster than linearly with the
-# linear terms that share signals (all outputs of a layer read the same inputs), e.g. > 8 CPU
-# minutes on the LeNet example against 17 s with --O1, which keeps ~12% more constraints (3,141
-# against 2,796 on the digits MLP). "auto" takes --O2 up to this many multiply-accumulates.
+# linear terms that share signals (all outputs of a layer read the same inputs), e.g. ~100 s on
+# the LeNet example (> 8 CPU minutes before its Conv -> MaxPool blocks were fused) against ~12 s
+# with --O1, which keeps ~12% more constraints (3,141 against 2,796 on the digits MLP; 67,347
+# against 58,350 on LeNet). "auto" takes --O2 up to this many multiply-accumulates.
 O2_MAX_MACS = 20_000
 
 
