@@ -134,14 +134,16 @@ def fuse_params(c: ConvParams, m: MaxParams) -> Params:
                   pdh=g.dh, pdw=g.dw, poh=g.oh, pow=g.ow)
 
 
-def fusable(graph: Graph, conv: Node, pool: Node) -> bool:
-    """A Conv whose output only this MaxPool reads, over exactly the Conv's output grid, with
-    non-negative multipliers (so that its requantization is monotone)."""
-    c, m = conv.params, pool.params
-    readers = [n for n in graph.nodes if conv.output in n.inputs]
-    return (conv.op == "Conv" and pool.op == "MaxPool" and readers == [pool] and pool.inputs == [conv.output]
-            and conv.output not in graph.outputs and (m.n, m.c, m.h, m.w) == (c.n, c.m, c.oh, c.ow)
-            and m.bits == c.out_bits and all(v >= 0 for v in c.mult))
+def fusable(graph: Graph, conv: Node, readers: list[Node]) -> bool:
+    """A Conv whose output only one MaxPool reads (`readers`: every node reading it), over exactly
+    the Conv's output grid, with non-negative multipliers (so that its requantization is monotone)."""
+    if conv.op != "Conv" or len(readers) != 1 or readers[0].op != "MaxPool":
+        return False
+    c, pool = conv.params, readers[0]
+    m = pool.params
+    return (pool.inputs == [conv.output] and conv.output not in graph.outputs
+            and (m.n, m.c, m.h, m.w) == (c.n, c.m, c.oh, c.ow) and m.bits == c.out_bits
+            and all(v >= 0 for v in c.mult))
 
 
 def fuse_conv_maxpool(graph: Graph, log=None) -> Graph:
@@ -156,7 +158,7 @@ def fuse_conv_maxpool(graph: Graph, log=None) -> Graph:
         if id(n) in drop:
             continue
         nxt = by_input.get(n.output, [])
-        if n.op == "Conv" and len(nxt) == 1 and fusable(graph, n, nxt[0]):
+        if fusable(graph, n, nxt):
             ins = [graph.tensors[i] for i in n.inputs]
             unfused, fused = fused_cost(n, nxt[0], ins)
             if fused < unfused:
