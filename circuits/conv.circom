@@ -3,7 +3,6 @@ pragma circom 2.1.0;
 // also BatchNormalization lowered to a depthwise 1x1 convolution).
 // SPDX-License-Identifier: GPL-3.0-only
 include "requant.circom";
-include "pool.circom";
 
 // Conv2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, WZP, B, XZP, MULT, K,
 //        SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI)
@@ -89,12 +88,19 @@ template Conv2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, W
 // max_t f_m(acc_t) = f_m(max_t acc_t): the template compares the accumulators and requantizes
 // one value per window. A = acc + AOFF is a linear combination of the inputs (no constraint);
 // zkml's bound analysis chose AOFF and ABITS so that 0 <= A < 2^ABITS for every input with
-// in[i] < 2^bits (range-checked by its producer), the precondition of MaxWindow(taps, ABITS)
-// (pool.circom), whose output is then exactly the largest A of the window's present taps.
+// in[i] < 2^bits (range-checked by its producer). The running maximum over a window's present
+// taps A_0, A_1, ... is MaxWindow's (pool.circom), written out here so that the A_t enter it
+// as linear combinations (a MaxWindow component would cost one wiring constraint per input at
+// --O1): cur_0 = A_0, and for t >= 1
+//     ge[o][t] = Num2Bits(ABITS + 1) of cur_(t-1) + 2^ABITS - A_t,
+//     mx[o][t] = A_t + ge[o][t].out[ABITS] * (cur_(t-1) - A_t),   cur_t = mx[o][t].
+// MaxWindow's soundness argument applies unchanged (every A_t and, by induction, every cur_t lies
+// in [0, 2^ABITS)): the last cur is exactly the largest A of the window.
 // RequantClamp gets N = (Amax - AOFF)*MULT[m] + 2^(SHIFT-1) + K*2^SHIFT: the N Conv2D would
 // requantize for that tap, inside the same proven range [0, 2^(SHIFT+QBITS)).
-// Cost per output: one RequantClamp and (taps - 1) * (ABITS + 2) for the running maximum,
-// against Conv2D + MaxPool2D's (Conv outputs per window) RequantClamps and (taps - 1) * (bits + 2).
+// Cost per output: one RequantClamp and (taps - 1) * (ABITS + 2) for the running maximum
+// (+ 2 per step at --O1: the decomposition's sum and input), against Conv2D + MaxPool2D's
+// (Conv outputs per window) RequantClamps and (taps - 1) * (bits + 2).
 template ConvMaxPool2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, WZP, B, XZP, MULT, K,
                        PH, PW, PKH, PKW, PSH, PSW, PPT, PPL, PDH, PDW, AOFF, ABITS,
                        SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI) {
@@ -143,38 +149,37 @@ template ConvMaxPool2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G
             }
         }
     }
-    component win[N * CO * PH * PW];
+    component ge[N * CO * PH * PW][PKH * PKW];
+    signal mx[N * CO * PH * PW][PKH * PKW];
     component rq[N * CO * PH * PW];
     for (var py = 0; py < PH; py++) {
         for (var px = 0; px < PW; px++) {
-            var taps = 0;
-            for (var ky = 0; ky < PKH; ky++) {
-                for (var kx = 0; kx < PKW; kx++) {
-                    var iy = py * PSH - PPT + ky * PDH;
-                    var ix = px * PSW - PPL + kx * PDW;
-                    if (iy >= 0 && iy < OH && ix >= 0 && ix < OW) {
-                        taps++;
-                    }
-                }
-            }
-            assert(taps >= 1);
             for (var nm = 0; nm < N * CO; nm++) {
                 var m = nm % CO;
                 var o = (nm * PH + py) * PW + px;
-                win[o] = MaxWindow(taps, ABITS);
-                var k = 0;
+                var cur = 0;                    // the running maximum (a linear combination at t = 0)
+                var t = 0;
                 for (var ky = 0; ky < PKH; ky++) {
                     for (var kx = 0; kx < PKW; kx++) {
                         var iy = py * PSH - PPT + ky * PDH;
                         var ix = px * PSW - PPL + kx * PDW;
                         if (iy >= 0 && iy < OH && ix >= 0 && ix < OW) {
-                            win[o].in[k] <== a[(nm * OH + iy) * OW + ix];
-                            k++;
+                            var v = a[(nm * OH + iy) * OW + ix];
+                            if (t == 0) {
+                                cur = v;
+                            } else {
+                                ge[o][t] = Num2Bits(ABITS + 1);
+                                ge[o][t].in <== cur + 2 ** ABITS - v;
+                                mx[o][t] <== v + ge[o][t].out[ABITS] * (cur - v);
+                                cur = mx[o][t];
+                            }
+                            t++;
                         }
                     }
                 }
+                assert(t >= 1);
                 rq[o] = RequantClamp(SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI);
-                rq[o].in <== (win[o].out - AOFF) * MULT[m] + 2 ** (SHIFT - 1) + K * 2 ** SHIFT;
+                rq[o].in <== (cur - AOFF) * MULT[m] + 2 ** (SHIFT - 1) + K * 2 ** SHIFT;
                 out[o] <== rq[o].out;
             }
         }

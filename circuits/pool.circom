@@ -1,7 +1,7 @@
 pragma circom 2.1.0;
 // zkml operator library: pooling (MaxPool, AveragePool, their Global forms), 1-D and 2-D.
 // SPDX-License-Identifier: GPL-3.0-only
-include "circomlib/circuits/comparators.circom";
+include "circomlib/circuits/bitify.circom";
 include "requant.circom";
 
 // Window geometry shared by the templates below (zkml/ops/_window.py). Input
@@ -10,24 +10,29 @@ include "requant.circom";
 // the tap is present when 0 <= iy < H and 0 <= ix < W (all others lie in the padding).
 
 // MaxWindow(K, BITS): out = max(in[0], ..., in[K-1]), as a running maximum
-//     m[0] = in[0],   m[i] = m[i-1] + lt[i] * (in[i] - m[i-1]),   lt[i] = (m[i-1] < in[i])
+//     m[0] = in[0],   m[i] = in[i] + ge[i] * (m[i-1] - in[i]),   ge[i] = (m[i-1] >= in[i])
+// where ge[i] is the top bit of circomlib's Num2Bits(BITS + 1) of d = m[i-1] + 2^BITS - in[i]
+// (circomlib's LessThan(BITS) is that decomposition with out = 1 - the top bit; using the bit
+// directly saves LessThan's output constraint at --O1).
 // Precondition: every in[i] < 2^BITS (range-checked by its producer). Then by induction every
-// m[i] is one of the inputs (lt[i] is a bit: circomlib LessThan outputs 1 - a Num2Bits bit), so
-// it is < 2^BITS as LessThan(BITS) requires, and the comparison is exact. No hint is involved.
+// m[i] is one of the inputs (the top bit is boolean), so m[i-1] < 2^BITS, d lies in
+// (0, 2^(BITS+1)) and its BITS+1 bits are unique (2^(BITS+1) < p): the top bit is 1 iff
+// m[i-1] >= in[i]. No hint is involved beyond Num2Bits' own bits.
 // Soundness: m[K-1] >= every in[i] (each step keeps the larger) and equals one of them.
-// Cost: (K - 1) * (BITS + 2) constraints (LessThan(BITS) = Num2Bits(BITS + 1), one product).
+// Cost: (K - 1) * (BITS + 2) constraints at --O2 (BITS + 1 bits, one product), plus 2 per step
+// at --O1 (the decomposition's sum and its input). zkml/ops/pool.py max_window_constraints.
 template MaxWindow(K, BITS) {
     assert(K >= 1);
+    assert(BITS + 1 <= 252);
     signal input in[K];
     signal output out;
     signal m[K];
-    component lt[K];
+    component ge[K];
     m[0] <== in[0];
     for (var i = 1; i < K; i++) {
-        lt[i] = LessThan(BITS);
-        lt[i].in[0] <== m[i - 1];
-        lt[i].in[1] <== in[i];
-        m[i] <== m[i - 1] + lt[i].out * (in[i] - m[i - 1]);
+        ge[i] = Num2Bits(BITS + 1);
+        ge[i].in <== m[i - 1] + 2 ** BITS - in[i];
+        m[i] <== in[i] + ge[i].out[BITS] * (m[i - 1] - in[i]);
     }
     out <== m[K - 1];
 }

@@ -51,7 +51,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from circuit_harness import P
-from test_forgery import less_than, num2bits, requant_model
+from test_forgery import ge_bit, less_than, num2bits, requant_model
 from test_templates import build_node, make_ctx
 from zkml.emit import _circom_value
 from zkml.fgraph import FNode
@@ -737,27 +737,37 @@ def _pool_windows(p) -> list[list[int]]:
     return wins
 
 
-def maxpool_model(prefix: str, o: int, xs: list[int], bits: int, flip: int | None = None,
-                  out: int | None = None, out_delta: int = 0, out_names: list[str] = ()) -> dict:
-    """Every signal of MaxWindow at prefix.win[o] for window values xs: comparator `flip` may be
-    flipped (the rest recomputed); `out` forces the output (the last comparator then solves the selection)."""
-    pre = f"{prefix}.win[{o}]"
-    m = {f"{pre}.in[{t}]": v for t, v in enumerate(xs)}
+def running_max_model(m: dict, xs: list[int], bits: int, ge_name, m_name, flip: int | None = None,
+                      out: int | None = None, out_delta: int = 0) -> int:
+    """The signals of a running maximum over xs (circuits/pool.circom MaxWindow, and the same
+    steps written out in conv.circom ConvMaxPool2D): step t's Num2Bits at ge_name(t), its result
+    at m_name(t). Comparator `flip` may be flipped (the rest recomputed); `out` forces the result
+    (the last comparator's top bit then solves the selection); out_delta is added to the result.
+    Returns the claimed maximum."""
     cur = xs[0]
-    m[f"{pre}.m[0]"] = cur
     for t in range(1, len(xs)):
         a, b = cur, xs[t]
         forced = None
         if flip == t:
-            forced = 1 - int(a < b)
+            forced = 1 - int(a >= b)
         if out is not None and t == len(xs) - 1:
-            forced = (out - a) * INV(b - a) % P if b != a else 0
-        lt = less_than(m, f"{pre}.lt[{t}]", a, b, bits, forced)
-        cur = (a + lt * (b - a)) % P
-        m[f"{pre}.m[{t}]"] = cur
-    y = out % P if out is not None else cur
-    y = (y + out_delta) % P
-    m[f"{pre}.m[{len(xs) - 1}]"] = y if out is not None else m[f"{pre}.m[{len(xs) - 1}]"]
+            forced = (out - b) * INV(a - b) % P if b != a else 0
+        ge = ge_bit(m, ge_name(t), a, b, bits, forced)
+        cur = (b + ge * (a - b)) % P
+        m[m_name(t)] = cur
+    if out is not None and len(xs) > 1:
+        m[m_name(len(xs) - 1)] = out % P
+    return ((out % P if out is not None else cur) + out_delta) % P
+
+
+def maxpool_model(prefix: str, o: int, xs: list[int], bits: int, flip: int | None = None,
+                  out: int | None = None, out_delta: int = 0, out_names: list[str] = ()) -> dict:
+    """Every signal of MaxWindow at prefix.win[o] for window values xs (see running_max_model)."""
+    pre = f"{prefix}.win[{o}]"
+    m = {f"{pre}.in[{t}]": v for t, v in enumerate(xs)}
+    m[f"{pre}.m[0]"] = xs[0]
+    y = running_max_model(m, xs, bits, lambda t: f"{pre}.ge[{t}]", lambda t: f"{pre}.m[{t}]",
+                          flip, out, out_delta)
     m[f"{pre}.out"] = y
     m[f"{prefix}.out[{o}]"] = y
     for name in out_names:
@@ -793,15 +803,15 @@ class MaxPoolSpec(OpSpec):
                       "max first" if xs[0] == mx else "max last" if xs[-1] == mx else "max inside")
             fs = []
             for t in range(1, k):
-                fs.append(Forgery("max_wrong_index", f"lt[{t}] flipped",
+                fs.append(Forgery("max_wrong_index", f"ge[{t}] flipped",
                                   maxpool_model(prefix, o, xs, bits, flip=t, out_names=names),
-                                  [f"{prefix}.win[{o}].lt[{t}].n2b.out[{b}]" for b in range(bits + 1)]))
+                                  [f"{prefix}.win[{o}].ge[{t}].out[{b}]" for b in range(bits)]))
                 lo_vals = {mx + 1, (mx + min(xs)) // 2, 0, 1 << bits, P - 1} - {mx}
                 if t == k - 1:
                     for v in sorted(lo_vals):
                         fs.append(Forgery("value_not_in_window", f"out={v if v < 1 << 64 else 'p-1'}",
                                           maxpool_model(prefix, o, xs, bits, out=v, out_names=names),
-                                          [f"{prefix}.win[{o}].lt[{t}].n2b.out[{b}]" for b in range(bits + 1)]))
+                                          [f"{prefix}.win[{o}].ge[{t}].out[{b}]" for b in range(bits)]))
             for d in (1, -1):
                 fs.append(Forgery("output_off_by_one", f"out{d:+d}",
                                   maxpool_model(prefix, o, xs, bits, out_delta=d, out_names=names)))
@@ -1500,8 +1510,9 @@ SPECS.update({s.name: s for s in (LutSpec(), ArgMaxSpec())})
 
 # --------------------------------------------------------------------------- ConvMaxPool (fused)
 class ConvMaxPoolSpec(OpSpec):
-    """A Conv and the MaxPool over its output, fused by zkml.ops.convpool.fuse_params: MaxWindow
-    over the accumulators A = acc + AOFF (win[o]), then one RequantClamp (rq[o]) per pooled output."""
+    """A Conv and the MaxPool over its output, fused by zkml.ops.convpool.fuse_params: the running
+    maximum over the accumulators A = acc + AOFF (ge[o][t], mx[o][t]), then one RequantClamp
+    (rq[o]) per pooled output."""
     name, template_file = "ConvMaxPool", "conv.circom"
     attacks = sorted(set(REQUANT_ATTACKS) | set(MAXPOOL_ATTACKS))
     attack_cfgs = [
@@ -1543,10 +1554,16 @@ class ConvMaxPoolSpec(OpSpec):
         p, c = case.params, case.bounds.circuit
         return (a - c["AOFF"]) * p.mult[mo] + (1 << (c["SHIFT"] - 1)) + c["K"] * (1 << c["SHIFT"])
 
-    def _max(self, case, prefix, o, xs, **kw):
-        m = maxpool_model(prefix, o, xs, case.bounds.circuit["ABITS"], **kw)
-        del m[f"{prefix}.out[{o}]"]         # the window's maximum feeds rq[o], not the output
-        return m
+    def _max(self, case, prefix, o, xs, out_delta=0, **kw):
+        """The written-out running maximum's signals (ge[o][t], mx[o][t]) and the claimed maximum;
+        out_delta puts the lie into the last step's result (with one tap there is no signal)."""
+        m = {}
+        y = running_max_model(m, xs, case.bounds.circuit["ABITS"], lambda t: f"{prefix}.ge[{o}][{t}]",
+                              lambda t: f"{prefix}.mx[{o}][{t}]", **kw)
+        if out_delta:
+            y = (y + out_delta) % P
+            m[f"{prefix}.mx[{o}][{len(xs) - 1}]"] = y
+        return m, y
 
     def forgeries(self, case, prefix, inputs, out_names):
         c, abits = case.bounds.circuit, case.bounds.circuit["ABITS"]
@@ -1555,27 +1572,29 @@ class ConvMaxPoolSpec(OpSpec):
             res += requant_forgeries(f"{prefix}.rq[{o}]", self._n(case, mo, max(xs)), c, case.out.bits,
                                      out_names(o))
             mx, k = max(xs), len(xs)
-            regime = "one tap" if k == 1 else "tie" if xs.count(mx) > 1 else "max inside"
+            if k == 1:                      # the maximum is the tap's linear combination: nothing to forge
+                continue
+            regime = "tie" if xs.count(mx) > 1 else "max inside"
             lies = []
             for t in range(1, k):
-                lies.append(("max_wrong_index", f"lt[{t}] flipped", dict(flip=t), t))
+                lies.append(("max_wrong_index", f"ge[{t}] flipped", dict(flip=t), t))
                 if t == k - 1:
                     for v in sorted({mx + 1, (mx + min(xs)) // 2, 0, 1 << abits, P - 1} - {mx}):
                         lies.append(("value_not_in_window", f"max={v if v < 1 << 64 else 'p-1'}", dict(out=v), t))
             lies += [("output_off_by_one", f"max{d:+d}", dict(out_delta=d), None) for d in (1, -1)]
             for attack, label, kw, t in lies:
-                m = self._max(case, prefix, o, xs, **kw)
-                y = m[f"{prefix}.win[{o}].out"]
+                m, y = self._max(case, prefix, o, xs, **kw)
                 m.update(requant_honest(f"{prefix}.rq[{o}]", self._n(case, mo, y) % P, c, out_names(o)))
-                free = [] if t is None else [f"{prefix}.win[{o}].lt[{t}].n2b.out[{b}]" for b in range(abits + 1)]
-                res.append(Forgery(attack, label, m, free, f"{prefix}.win[{o}]", regime))
+                free = [] if t is None else [f"{prefix}.ge[{o}][{t}].out[{b}]" for b in range(abits)]
+                res.append(Forgery(attack, label, m, free, f"{prefix}.mx[{o}]", regime))
         return res
 
     def honest_models(self, case, prefix, inputs, out_names):
         c = case.bounds.circuit
         res = []
         for o, (mo, xs) in enumerate(self._windows(case, inputs)):
-            res.append((f"{prefix}.win[{o}]", self._max(case, prefix, o, xs)))
+            m, _ = self._max(case, prefix, o, xs)
+            res += [(f"{prefix}.ge[{o}][{t}]", m) for t in range(1, len(xs))]
             res.append((f"{prefix}.rq[{o}]", requant_honest(f"{prefix}.rq[{o}]", self._n(case, mo, max(xs)), c,
                                                             out_names(o))))
         return res

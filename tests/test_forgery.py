@@ -56,6 +56,18 @@ def less_than(m: dict, name: str, x: int, y: int, n: int, forced: int | None = N
     return out
 
 
+def ge_bit(m: dict, name: str, x: int, y: int, n: int, forced: int | None = None) -> int:
+    """circomlib Num2Bits(n+1) at `name` of x + 2^n - y, whose top bit is (x >= y) (MaxWindow's
+    comparison, circuits/pool.circom). With `forced`, the attacker claims the top bit = forced and
+    chooses the low bits most consistent with it: the low n bits of (x + 2^n - y - top*2^n) mod p."""
+    d = x + (1 << n) - y
+    top = bits(d, n + 1)[n] if forced is None else forced
+    m[f"{name}.in"] = d
+    for i, b in enumerate(bits(d - top * (1 << n), n) + [top]):
+        m[f"{name}.out[{i}]"] = b
+    return top
+
+
 def num2bits(m: dict, name: str, x: int, n: int) -> None:
     m[f"{name}.in"] = x
     for i, b in enumerate(bits(x, n)):

@@ -33,7 +33,7 @@ from circuit_harness import (O1, O2, P, assert_accepted, assert_rejected, compil
                              no_assignment_satisfies)
 from conftest import SHARED_MODELS, const, shared_model, vinfo
 from onnx_conformance import case_line, node_cases, run_case, summary_line
-from test_forgery import check_covers, honest_model_matches, less_than, requant_model
+from test_forgery import check_covers, honest_model_matches, ge_bit, requant_model
 from zkml import api
 from zkml.emit import _circom_value
 from zkml.errors import UnsupportedOpError
@@ -705,18 +705,19 @@ MAXPOOL_X = [17, 200, 90, 90, 255, 0, 3, 4]
 MP_BITS = 8
 
 
-def maxpool_model(o: int, a: int, b: int, lt: int | None = None, out: int | None = None) -> dict:
+def maxpool_model(o: int, a: int, b: int, ge: int | None = None, out: int | None = None) -> dict:
     """Every signal of MaxWindow(2, 8) at main.mp.win[o] for inputs (a, b): the attacker may
-    claim a comparator bit `lt` and/or an output value; m[1] and the public output follow the
-    template's formula m[1] = a + lt*(b - a) unless `out` overrides it (then lt is whatever
-    field element makes that formula hold)."""
+    claim a comparator bit `ge` (the top bit of Num2Bits(9) of a + 2^8 - b, i.e. a >= b) and/or
+    an output value; m[1] and the public output follow the template's formula
+    m[1] = b + ge*(a - b) unless `out` overrides it (then ge is whatever field element makes that
+    formula hold)."""
     m = {}
     pre = f"main.mp.win[{o}]"
     m[f"{pre}.in[0]"], m[f"{pre}.in[1]"], m[f"{pre}.m[0]"] = a, b, a
-    if out is not None and lt is None:
-        lt = (out - a) * pow(b - a, -1, P) % P if b != a else 0
-    got = less_than(m, f"{pre}.lt[1]", a, b, MP_BITS, lt)
-    val = (a + got * (b - a)) % P if out is None else out
+    if out is not None and ge is None:
+        ge = (out - b) * pow(a - b, -1, P) % P if b != a else 0
+    got = ge_bit(m, f"{pre}.ge[1]", a, b, MP_BITS, ge)
+    val = (b + got * (a - b)) % P if out is None else out
     m[f"{pre}.m[1]"] = m[f"{pre}.out"] = m[f"main.mp.out[{o}]"] = m[f"main.out[{o}]"] = val
     return m
 
@@ -734,22 +735,28 @@ def maxpool(request):
 
 
 def _mp_bits(c, o):
-    return [s for s in c.names(f"main.mp.win[{o}].lt[1].n2b.") if ".out[" in s]
+    """The comparator's low bits: the attacker's free choice (the top bit carries the claim)."""
+    return [s for s in c.names(f"main.mp.win[{o}].ge[1].") if ".out[" in s and not s.endswith(f"[{MP_BITS}]")]
 
 
-@pytest.mark.parametrize("o", range(4), ids=["a<b", "a>b", "a=b", "255_vs_0"])
+@pytest.mark.parametrize("o", range(4), ids=["a<b", "a=b", "255_vs_0", "3_vs_4"])
 def test_maxpool_forged_comparator_wrong_max_index(maxpool, o):
-    """Attacker: the comparator claims the other element is the max (lt flipped), so the output
+    """Attacker: the comparator claims the other element is the max (ge flipped), so the output
     is the smaller value (or, on a tie, the same value with a lying bit); m[1] and the public
-    output follow. LessThan's top bit set to 1 - lt, its low bits enumerated over every choice.
-    Caught by the comparator's bit decomposition (lt[1].n2b)."""
+    output follow. The decomposition's top bit set to the lie, its low bits enumerated over every
+    choice. Caught by the comparator's bit decomposition (ge[1])."""
     c, w = maxpool
     a, b = MAXPOOL_X[2 * o], MAXPOOL_X[2 * o + 1]
-    honest = int(a < b)
-    m = maxpool_model(o, a, b, lt=1 - honest)
+    honest = int(a >= b)
+    m = maxpool_model(o, a, b, ge=1 - honest)
     check_covers(c, m, f"main.mp.win[{o}]")
     bad = c.tamper(w, m, skip_eliminated=True)
-    assert_rejected(c, bad, caught_in=f"win[{o}].lt[1]")
+    if bad == w:
+        # --O2 solves the top bit from the decomposition's sum: on a tie, flipping it changes no
+        # surviving signal (either choice selects the same value), so there is nothing to submit
+        assert a == b and not c.survives(f"main.mp.win[{o}].ge[1].out[{MP_BITS}]")
+        return
+    assert_rejected(c, bad, caught_in=f"win[{o}].ge[1]")
     assert no_assignment_satisfies(c, bad, _mp_bits(c, o))
 
 
@@ -757,14 +764,14 @@ def test_maxpool_forged_comparator_wrong_max_index(maxpool, o):
 def test_maxpool_forged_value_not_in_window(maxpool, value):
     """Attacker: an output that is none of the window's values (max + 1, a value strictly
     between, 0, p - 1), with the comparator 'bit' set to the field element that satisfies the
-    selection m[1] = a + lt*(b - a). lt is then not a bit: caught by LessThan's Num2Bits."""
+    selection m[1] = b + ge*(a - b). ge is then not a bit: caught by the comparator's Num2Bits."""
     c, w = maxpool
     o = 0
     a, b = MAXPOOL_X[0], MAXPOOL_X[1]
     v = {"max_plus_1": max(a, b) + 1, "between": (a + b) // 2, "zero": 0, "p_minus_1": P - 1}[value]
     m = maxpool_model(o, a, b, out=v)
     bad = c.tamper(w, m, skip_eliminated=True)
-    assert_rejected(c, bad, caught_in=f"win[{o}].lt[1]")
+    assert_rejected(c, bad, caught_in=f"win[{o}].ge[1]")
     assert no_assignment_satisfies(c, bad, _mp_bits(c, o))
 
 

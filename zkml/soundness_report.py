@@ -41,7 +41,7 @@ SUITES = {
 # the circom template(s) each tally kind attacks
 _OP_TEMPLATES = {"Dense": "Dense + RequantClamp", "Add": "AddRequant + RequantClamp", "Relu": "ReluZp",
                  "UintRange": "UintRange", "Conv": "Conv2D + RequantClamp", "MaxPool": "MaxPool2D / MaxWindow",
-                 "ConvMaxPool": "ConvMaxPool2D (MaxWindow + RequantClamp)",
+                 "ConvMaxPool": "ConvMaxPool2D (running maximum + RequantClamp)",
                  "AvgPool": "AvgPool2D + RequantClamp", "Clip": "ClampQ", "IndexMap": "IndexMap (Transpose, Pad)",
                  "Concat": "Concat / ConcatSegment + RequantClamp"}
 _FORGERY_TESTS = [("test_requant_", "RequantClamp"), ("test_relu_", "ReluZp"), ("test_uint_range_", "UintRange"),

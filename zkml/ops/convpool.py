@@ -14,7 +14,7 @@ per pool window, instead of requantizing every Conv output and comparing 8-bit v
     unfused   conv_outputs * R  +  windows * (taps - 1) * cmp(out_bits)
     fused     windows * (R + (taps - 1) * cmp(ABITS))
 
-with R one RequantClamp and cmp(b) one running-max step over b-bit values (LessThan(b) and a
+with R one RequantClamp and cmp(b) one running-max step over b-bit values (Num2Bits(b + 1) and a
 selection). ABITS, the accumulator's width, is ~10 bits more than the 8-bit output, so fusing
 pays whenever a window holds 2+ Conv outputs (LeNet: 4 taps, R ~ 44 at --O1). The pass fuses
 a pair only when the fused count is smaller, and only with constant weights (with weights as
@@ -22,8 +22,9 @@ signals the accumulator is a sum of products, and packed lanes are extracted by 
 requantization itself: zkml/strands.py).
 
 Circuit (circuits/conv.circom, ConvMaxPool2D): A = acc + AOFF >= 0 for every Conv output,
-AOFF and ABITS from the bound rule below (0 <= A < 2^ABITS for every valid input); MaxWindow
-(circuits/pool.circom) over the A of each window's present taps; RequantClamp on
+AOFF and ABITS from the bound rule below (0 <= A < 2^ABITS for every valid input); MaxWindow's
+running maximum (circuits/pool.circom), written out over the A of each window's present taps
+(linear combinations, not wired into a component); RequantClamp on
 N = (Amax - AOFF)*mult[m] + 2^(s-1) + K*2^s, the same N (and bounds) the Conv would requantize.
 """
 from __future__ import annotations
@@ -119,12 +120,12 @@ def fused_cost(conv: Node, pool: Node, ins, opt: str = "O1") -> tuple[int, int]:
     p = fuse_params(conv.params, pool.params)
     fake = Node("ConvMaxPool", conv.name, conv.inputs, pool.output, p)
     b = REGISTRY["ConvMaxPool"].bounds(fake, ins, None)
-    wiring = 1 if opt == "O1" else 0    # --O1 keeps each linear combination wired into a component input
+    wiring = 1 if opt == "O1" else 0    # --O1 keeps the linear combination wired into RequantClamp's input
     rq = requant_constraints(b.circuit, opt) + wiring
     taps = window_taps(p.pool_geometry())
     per_nc = p.n * p.m
     unfused = per_nc * (p.oh * p.ow * rq + sum(max_window_constraints(t, p.out_bits, opt) for t in taps))
-    fused = per_nc * sum(rq + wiring * t + max_window_constraints(t, b.circuit["ABITS"], opt) for t in taps)
+    fused = per_nc * sum(rq + max_window_constraints(t, b.circuit["ABITS"], opt) for t in taps)
     return unfused, fused
 
 

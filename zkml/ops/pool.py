@@ -103,10 +103,10 @@ class _PoolGeometry:
 
 
 def max_window_constraints(taps: int, bits: int, opt: str = "O2") -> int:
-    """R1CS constraints of one MaxWindow(taps, bits) (circuits/pool.circom): per running-max step
-    a LessThan(bits) (Num2Bits(bits + 1)) and the selection; --O1 also keeps the linear ones
-    (the Num2Bits sum, LessThan's input and its output bit)."""
-    return (taps - 1) * (bits + 2 + (3 if opt == "O1" else 0))
+    """R1CS constraints of one MaxWindow(taps, bits) (circuits/pool.circom), or of the same running
+    maximum written out in ConvMaxPool2D: per step a Num2Bits(bits + 1) and the selection; --O1
+    also keeps the two linear ones (the Num2Bits sum and its input)."""
+    return (taps - 1) * (bits + 2 + (2 if opt == "O1" else 0))
 
 
 @dataclass
