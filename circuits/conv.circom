@@ -91,9 +91,9 @@ template Conv2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G, WT, W
 // in[i] < 2^bits (range-checked by its producer). The running maximum over a window's present
 // taps A_0, A_1, ... is MaxWindow's (pool.circom), written out here so that the A_t enter it
 // as linear combinations (a MaxWindow component would cost one wiring constraint per input at
-// --O1): cur_0 = A_0, and for t >= 1
-//     ge[o][t] = Num2Bits(ABITS + 1) of cur_(t-1) + 2^ABITS - A_t,
-//     mx[o][t] = A_t + ge[o][t].out[ABITS] * (cur_(t-1) - A_t),   cur_t = mx[o][t].
+// --O1): cur_0 = A_0, and for t >= 1 (step k, numbered over the windows in output order)
+//     ge[k] = Num2Bits(ABITS + 1) of cur_(t-1) + 2^ABITS - A_t,
+//     mx[k] = A_t + ge[k].out[ABITS] * (cur_(t-1) - A_t),   cur_t = mx[k].
 // MaxWindow's soundness argument applies unchanged (every A_t and, by induction, every cur_t lies
 // in [0, 2^ABITS)): the last cur is exactly the largest A of the window.
 // RequantClamp gets N = (Amax - AOFF)*MULT[m] + 2^(SHIFT-1) + K*2^SHIFT: the N Conv2D would
@@ -149,15 +149,33 @@ template ConvMaxPool2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G
             }
         }
     }
-    component ge[N * CO * PH * PW][PKH * PKW];
-    signal mx[N * CO * PH * PW][PKH * PKW];
-    component rq[N * CO * PH * PW];
+    // the running-maximum steps of every window, numbered in output order o (taps - 1 per window)
+    var NCMP = 0;
     for (var py = 0; py < PH; py++) {
         for (var px = 0; px < PW; px++) {
-            for (var nm = 0; nm < N * CO; nm++) {
-                var m = nm % CO;
+            for (var ky = 0; ky < PKH; ky++) {
+                for (var kx = 0; kx < PKW; kx++) {
+                    var iy = py * PSH - PPT + ky * PDH;
+                    var ix = px * PSW - PPL + kx * PDW;
+                    if (iy >= 0 && iy < OH && ix >= 0 && ix < OW) {
+                        NCMP++;
+                    }
+                }
+            }
+            NCMP--;
+        }
+    }
+    NCMP = N * CO * NCMP;
+    component ge[NCMP > 0 ? NCMP : 1];
+    signal mx[NCMP > 0 ? NCMP : 1];
+    component rq[N * CO * PH * PW];
+    var k = 0;
+    for (var nm = 0; nm < N * CO; nm++) {
+        var m = nm % CO;
+        for (var py = 0; py < PH; py++) {
+            for (var px = 0; px < PW; px++) {
                 var o = (nm * PH + py) * PW + px;
-                var cur = 0;                    // the running maximum (a linear combination at t = 0)
+                var cur = 0;                    // the running maximum (a linear combination at the first tap)
                 var t = 0;
                 for (var ky = 0; ky < PKH; ky++) {
                     for (var kx = 0; kx < PKW; kx++) {
@@ -168,10 +186,11 @@ template ConvMaxPool2D(N, C, H, W, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, CO, G
                             if (t == 0) {
                                 cur = v;
                             } else {
-                                ge[o][t] = Num2Bits(ABITS + 1);
-                                ge[o][t].in <== cur + 2 ** ABITS - v;
-                                mx[o][t] <== v + ge[o][t].out[ABITS] * (cur - v);
-                                cur = mx[o][t];
+                                ge[k] = Num2Bits(ABITS + 1);
+                                ge[k].in <== cur + 2 ** ABITS - v;
+                                mx[k] <== v + ge[k].out[ABITS] * (cur - v);
+                                cur = mx[k];
+                                k++;
                             }
                             t++;
                         }

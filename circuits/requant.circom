@@ -20,13 +20,22 @@ include "circomlib/circuits/comparators.circom";
 //   * "aligned": both clamps act, LO = 2^(QBITS-1) and HI - LO + 1 = 2^B (a power of two, e.g.
 //     the 256 values of a uint8 output). Then q's own bits decide the clamp: q < LO iff bit
 //     QBITS-1 of q is 0; for q >= LO, q - LO is q's low QBITS-1 bits and q > HI iff one of bits
-//     B .. QBITS-2 is set. Cost SHIFT + QBITS + 4 (the comparators' way: SHIFT + 2*QBITS + 4).
+//     B .. QBITS-2 is set. One Num2Bits(SHIFT + QBITS) of in gives r (its low SHIFT bits) and
+//     q's bits (the QBITS above). Cost SHIFT + QBITS + 4 (the comparators' way: SHIFT + 2*QBITS
+//     + 4); at --O1 one linear constraint for the decomposition instead of three (r's and q's
+//     sums and in === q*2^SHIFT + r).
 //   * "comparators": circomlib's LessThan(QBITS) for each active clamp (below).
 //
-// Soundness: q and r are hints (<--) pinned by  in === q * 2^SHIFT + r  and  r in [0, 2^SHIFT)
-// (Num2Bits(SHIFT)). Write Q = QBITS, S = SHIFT, p the BN254 order (2^253 < p), and read a field
+// Soundness, aligned way: the only hints are Num2Bits(S+Q)'s own bits b_0 .. b_(S+Q-1) (S = SHIFT,
+// Q = QBITS). They are booleans whose weighted sum equals in, and S+Q <= 252 bits cannot wrap
+// below the BN254 order p > 2^253: they are the binary digits of in (which exist because in <
+// 2^(S+Q)), unique. So r = sum_{i<S} b_i 2^i = in mod 2^S and q = sum_{i<Q} b_(S+i) 2^i =
+// floor(in / 2^S) in [0, 2^Q), and the clamp argument below ("Aligned") applies to q's bits.
+//
+// Soundness, other ways: q and r are hints (<--) pinned by  in === q * 2^SHIFT + r  and
+// r in [0, 2^SHIFT) (Num2Bits(SHIFT)). Write p the BN254 order (2^253 < p), and read a field
 // element x as the integer x~ in (-p/2, p/2) congruent to it.
-//   * Without a clamp, and on the aligned way, Num2Bits(Q) on q gives q~ in [0, 2^Q).
+//   * Without a clamp, Num2Bits(Q) on q gives q~ in [0, 2^Q).
 //   * With a comparator, that Num2Bits is dropped: circomlib's LessThan(Q) constrains
 //     Num2Bits(Q+1) of  in[0] + 2^Q - in[1], i.e. (Q+1 <= 253 bits, so no wrap) that field
 //     element equals some t in [0, 2^(Q+1)).
@@ -39,7 +48,7 @@ include "circomlib/circuits/comparators.circom";
 //   q = floor(in / 2^S) in [0, 2^Q) and r = in mod 2^S: unique.
 //   Comparators: they then see inputs below 2^Q, where LessThan(Q) is exact, and
 //   out = clamp(q, LO, HI) - OFF.
-//   Aligned: q's bits b_i are unique (a Num2Bits of a value below 2^Q < p). z = IsZero(b_B + ...
+//   Aligned: write b_i for q's bits (b_(S+i) of in's decomposition). z = IsZero(b_B + ...
 //   + b_(Q-2)) is 1 iff those bits are all 0 (circomlib's IsZero: out = 1 - in*inv and in*out = 0
 //   force out = 0 when in != 0 and out = 1 when in = 0; the sum of at most Q - 1 bits is 0 in the
 //   field iff it is 0). With low = sum_{i<B} b_i 2^i:
@@ -48,7 +57,8 @@ include "circomlib/circuits/comparators.circom";
 //   b_(Q-1) = 0 iff q < 2^(Q-1) = LO: out = LO - OFF. Otherwise q - LO = sum_{i<Q-1} b_i 2^i, which
 //   exceeds HI - LO = 2^B - 1 iff z = 0: out = HI - OFF, else out = q - OFF. So out = clamp(q, LO,
 //   HI) - OFF, and c, out are fixed by <== constraints.
-// Cost (--O2): SHIFT bits for r, plus QBITS bits for q and 4 (aligned), or QBITS + 2 per active
+// Cost (--O2): SHIFT bits for r, plus QBITS bits for q and 4 (aligned: one decomposition of
+// SHIFT + QBITS bits), or QBITS + 2 per active
 // clamp (QBITS + 1 bits and one product), or QBITS bits for q when no clamp is active.
 // CLAMP_LO / CLAMP_HI are 0 when the bounds prove q can never cross LO / HI.
 // Forgery tests: tests/test_forgery.py (test_requant_*), tests/test_op_attacks.py; docs/SOUNDNESS.md.
@@ -76,35 +86,36 @@ template RequantClamp(SHIFT, QBITS, LO, HI, OFF, CLAMP_LO, CLAMP_HI) {
     signal input in;
     signal output out;
 
-    signal q;
-    signal r;
-    q <-- in \ (2 ** SHIFT);
-    r <-- in % (2 ** SHIFT);
-    in === q * (2 ** SHIFT) + r;
-
-    component rBits = Num2Bits(SHIFT);
-    rBits.in <== r;
-
     var B = requant_aligned_bits(QBITS, LO, HI, CLAMP_LO, CLAMP_HI);
     if (B > 0) {
-        // aligned: the clamp is read from q's own bits
-        component qBits = Num2Bits(QBITS);
-        qBits.in <== q;
+        // aligned: one decomposition of in gives r (its low SHIFT bits) and q (the QBITS above
+        // them), and the clamp is read from q's own bits
+        component nBits = Num2Bits(SHIFT + QBITS);
+        nBits.in <== in;
         var low = 0;
         var high = 0;
         for (var i = 0; i < QBITS - 1; i++) {
             if (i < B) {
-                low += qBits.out[i] * 2 ** i;
+                low += nBits.out[SHIFT + i] * 2 ** i;
             } else {
-                high += qBits.out[i];
+                high += nBits.out[SHIFT + i];
             }
         }
         component inRange = IsZero();           // inRange.out = (q - LO <= HI - LO), when q >= LO
         inRange.in <== high;
         signal c;                               // min(q - LO, HI - LO), when q >= LO
         c <== low + (1 - inRange.out) * (2 ** B - 1 - low);
-        out <== LO - OFF + qBits.out[QBITS - 1] * c;
+        out <== LO - OFF + nBits.out[SHIFT + QBITS - 1] * c;
     } else {
+        signal q;
+        signal r;
+        q <-- in \ (2 ** SHIFT);
+        r <-- in % (2 ** SHIFT);
+        in === q * (2 ** SHIFT) + r;
+
+        component rBits = Num2Bits(SHIFT);
+        rBits.in <== r;
+
         if (CLAMP_LO == 0 && CLAMP_HI == 0) {
             // no comparator bounds q: range-check it directly (see the header for the clamped case)
             component qBits = Num2Bits(QBITS);

@@ -170,19 +170,28 @@ def requant_forgeries(prefix: str, n: int, c: dict, bits: int, out_names: list[s
 
     # the decompositions that must reject each attack (their bits are the attacker's free choice):
     # the remainder's rBits, and what bounds q: each clamp comparator's n2b (circuits/requant.circom)
-    # or, without a clamp, q's own Num2Bits
+    # or, without a clamp, q's own Num2Bits. On the aligned way "rBits" and "qBits" name the low
+    # SHIFT and the high QBITS bits of the one decomposition of N (nBits), which carry the lie.
     aligned = requant_path(c) == "aligned"
     q_check = ["qBits"] if aligned else \
         [g for g, on in (("above", c["CLAMP_HI"]), ("below", c["CLAMP_LO"])) if on] or ["qBits"]
+    Q = c["QBITS"]
+    if aligned:
+        named = {"rBits": [f"{prefix}.nBits.out[{i}]" for i in range(S)],
+                 "qBits": [f"{prefix}.nBits.out[{S + i}]" for i in range(Q)]}
+        lie = named["qBits"]
+    else:
+        named = {"rBits": [f"{prefix}.rBits.out[{i}]" for i in range(S)],
+                 "qBits": [f"{prefix}.qBits.out[{i}]" for i in range(Q)]}
+        lie = [f"{prefix}.q"]
 
     def model(attack, label, qq, catch, **kw):
         m = requant_model(prefix, n, c, qq % P, **kw)
         for name in out_names:
             m[name] = m[f"{prefix}.out"]
-        bits_of = [f"{prefix}.{g}.out[{i}]" for g in catch if g in ("rBits", "qBits")
-                   for i in range(S if g == "rBits" else c["QBITS"])]
-        bits_of += [f"{prefix}.{g}.n2b.out[{i}]" for g in catch if g in ("above", "below") for i in range(c["QBITS"] + 1)]
-        out.append(Forgery(attack, label, m, bits_of, prefix, regime, [f"{prefix}.q"]))
+        bits_of = [b for g in catch if g in named for b in named[g]]
+        bits_of += [f"{prefix}.{g}.n2b.out[{i}]" for g in catch if g in ("above", "below") for i in range(Q + 1)]
+        out.append(Forgery(attack, label, m, bits_of, prefix, regime, lie))
 
     model("quotient_plus_one", "q+1", q + 1, ["rBits"])
     model("quotient_minus_one", "q-1", q - 1, ["rBits"])
@@ -1511,7 +1520,7 @@ SPECS.update({s.name: s for s in (LutSpec(), ArgMaxSpec())})
 # --------------------------------------------------------------------------- ConvMaxPool (fused)
 class ConvMaxPoolSpec(OpSpec):
     """A Conv and the MaxPool over its output, fused by zkml.ops.convpool.fuse_params: the running
-    maximum over the accumulators A = acc + AOFF (ge[o][t], mx[o][t]), then one RequantClamp
+    maximum over the accumulators A = acc + AOFF (steps ge[k], mx[k]), then one RequantClamp
     (rq[o]) per pooled output."""
     name, template_file = "ConvMaxPool", "conv.circom"
     attacks = sorted(set(REQUANT_ATTACKS) | set(MAXPOOL_ATTACKS))
@@ -1554,21 +1563,32 @@ class ConvMaxPoolSpec(OpSpec):
         p, c = case.params, case.bounds.circuit
         return (a - c["AOFF"]) * p.mult[mo] + (1 << (c["SHIFT"] - 1)) + c["K"] * (1 << c["SHIFT"])
 
-    def _max(self, case, prefix, o, xs, out_delta=0, **kw):
-        """The written-out running maximum's signals (ge[o][t], mx[o][t]) and the claimed maximum;
-        out_delta puts the lie into the last step's result (with one tap there is no signal)."""
+    @staticmethod
+    def _steps(windows) -> list[int]:
+        """The first running-maximum step (ge[k], mx[k]) of each window: the template numbers
+        them over the windows in output order, taps - 1 per window."""
+        first, k = [], 0
+        for _, xs in windows:
+            first.append(k)
+            k += len(xs) - 1
+        return first
+
+    def _max(self, case, prefix, k0, xs, out_delta=0, **kw):
+        """The written-out running maximum's signals (ge[k0 + t - 1], mx[k0 + t - 1]) and the claimed
+        maximum; out_delta puts the lie into the last step's result (with one tap there is no signal)."""
         m = {}
-        y = running_max_model(m, xs, case.bounds.circuit["ABITS"], lambda t: f"{prefix}.ge[{o}][{t}]",
-                              lambda t: f"{prefix}.mx[{o}][{t}]", **kw)
+        y = running_max_model(m, xs, case.bounds.circuit["ABITS"], lambda t: f"{prefix}.ge[{k0 + t - 1}]",
+                              lambda t: f"{prefix}.mx[{k0 + t - 1}]", **kw)
         if out_delta:
             y = (y + out_delta) % P
-            m[f"{prefix}.mx[{o}][{len(xs) - 1}]"] = y
+            m[f"{prefix}.mx[{k0 + len(xs) - 2}]"] = y
         return m, y
 
     def forgeries(self, case, prefix, inputs, out_names):
         c, abits = case.bounds.circuit, case.bounds.circuit["ABITS"]
         res = []
-        for o, (mo, xs) in enumerate(self._windows(case, inputs)):
+        windows = self._windows(case, inputs)
+        for o, ((mo, xs), k0) in enumerate(zip(windows, self._steps(windows))):
             res += requant_forgeries(f"{prefix}.rq[{o}]", self._n(case, mo, max(xs)), c, case.out.bits,
                                      out_names(o))
             mx, k = max(xs), len(xs)
@@ -1583,18 +1603,19 @@ class ConvMaxPoolSpec(OpSpec):
                         lies.append(("value_not_in_window", f"max={v if v < 1 << 64 else 'p-1'}", dict(out=v), t))
             lies += [("output_off_by_one", f"max{d:+d}", dict(out_delta=d), None) for d in (1, -1)]
             for attack, label, kw, t in lies:
-                m, y = self._max(case, prefix, o, xs, **kw)
+                m, y = self._max(case, prefix, k0, xs, **kw)
                 m.update(requant_honest(f"{prefix}.rq[{o}]", self._n(case, mo, y) % P, c, out_names(o)))
-                free = [] if t is None else [f"{prefix}.ge[{o}][{t}].out[{b}]" for b in range(abits)]
-                res.append(Forgery(attack, label, m, free, f"{prefix}.mx[{o}]", regime))
+                free = [] if t is None else [f"{prefix}.ge[{k0 + t - 1}].out[{b}]" for b in range(abits)]
+                res.append(Forgery(attack, label, m, free, f"{prefix}.mx[{k0 + k - 2}]", regime))
         return res
 
     def honest_models(self, case, prefix, inputs, out_names):
         c = case.bounds.circuit
         res = []
-        for o, (mo, xs) in enumerate(self._windows(case, inputs)):
-            m, _ = self._max(case, prefix, o, xs)
-            res += [(f"{prefix}.ge[{o}][{t}]", m) for t in range(1, len(xs))]
+        windows = self._windows(case, inputs)
+        for o, ((mo, xs), k0) in enumerate(zip(windows, self._steps(windows))):
+            m, _ = self._max(case, prefix, k0, xs)
+            res += [(f"{prefix}.ge[{k0 + t - 1}]", m) for t in range(1, len(xs))]
             res.append((f"{prefix}.rq[{o}]", requant_honest(f"{prefix}.rq[{o}]", self._n(case, mo, max(xs)), c,
                                                             out_names(o))))
         return res

@@ -80,18 +80,19 @@ def requant_model(prefix: str, n_in: int, c: dict, q: int, *, above: int | None 
     """Every signal of RequantClamp(c) at `prefix` given input n_in and the attacker's q (and
     optionally lying comparator bits / output), computed with the template's formulas. The
     remainder is whatever keeps `in === q*2^SHIFT + r` true in the field: r = in - q*2^SHIFT.
-    On the aligned way (requant_path(c) == "aligned") the lies are `in_range` (the IsZero's
-    output) and `top_flip` (q's top bit, the below-LO decision, flipped in qBits)."""
+    On the aligned way (requant_path(c) == "aligned") r and q are the low and high bits of one
+    decomposition of in (nBits), and the lies are `in_range` (the IsZero's output) and `top_flip`
+    (q's top bit, the below-LO decision, flipped in nBits)."""
     S, QB = c["SHIFT"], c["QBITS"]
     r = n_in - q * (1 << S)
-    m = {f"{prefix}.in": n_in, f"{prefix}.q": q, f"{prefix}.r": r}
-    num2bits(m, f"{prefix}.rBits", r, S)
     if requant_path(c) == "aligned":
-        num2bits(m, f"{prefix}.qBits", q, QB)
-        qb = [m[f"{prefix}.qBits.out[{i}]"] for i in range(QB)]
+        # one Num2Bits(S + Q) of in (nBits): the attacker's r in its low S bits, q in the Q above
+        m = {f"{prefix}.in": n_in, f"{prefix}.nBits.in": n_in}
+        qb = bits(q, QB)
         if top_flip:
             qb[QB - 1] = 1 - qb[QB - 1]
-            m[f"{prefix}.qBits.out[{QB - 1}]"] = qb[QB - 1]
+        for i, b in enumerate(bits(r, S) + qb):
+            m[f"{prefix}.nBits.out[{i}]"] = b
         B = (c["HI"] - c["LO"] + 1).bit_length() - 1
         low = sum(b << i for i, b in enumerate(qb[:B]))
         high = sum(qb[B:QB - 1])
@@ -106,6 +107,8 @@ def requant_model(prefix: str, n_in: int, c: dict, q: int, *, above: int | None 
         if out_name:
             m[out_name] = out
         return m
+    m = {f"{prefix}.in": n_in, f"{prefix}.q": q, f"{prefix}.r": r}
+    num2bits(m, f"{prefix}.rBits", r, S)
     if not (c["CLAMP_LO"] or c["CLAMP_HI"]):    # with a clamp, its comparator bounds q instead
         num2bits(m, f"{prefix}.qBits", q, QB)
     upper = q
@@ -185,8 +188,9 @@ def unsatisfiable_bit_groups(circuit: Circuit, values: list[int], groups: dict[s
 
 
 def requant_bit_groups(circuit: Circuit, prefix: str) -> dict[str, list[str]]:
-    """The bit decompositions of one RequantClamp: rBits, and qBits or the comparators' n2b."""
-    groups = {g: bit_names(circuit, f"{prefix}.{g}.") for g in ("rBits", "qBits", "above", "below")}
+    """The bit decompositions of one RequantClamp: rBits, and qBits or the comparators' n2b; on
+    the aligned way the one decomposition of in (nBits)."""
+    groups = {g: bit_names(circuit, f"{prefix}.{g}.") for g in ("rBits", "qBits", "above", "below", "nBits")}
     return {g: names for g, names in groups.items() if names}
 
 
@@ -584,35 +588,45 @@ def test_requant_aligned_honest_witness_and_regimes(al):
         honest_model_matches(al.circuit, al.w, m)
 
 
+def _al_part(s: RequantSetup, prefix: str, part: str) -> list[str]:
+    """The bits of the aligned way's one decomposition of N (nBits) that hold r (its low SHIFT bits)
+    or q (the QBITS above them)."""
+    S, Q = s.c["SHIFT"], s.c["QBITS"]
+    return [f"{prefix}.nBits.out[{i}]" for i in (range(S) if part == "r" else range(S, S + Q))]
+
+
 def test_requant_aligned_every_other_quotient_remainder_pair_rejected(al):
-    """Every remainder r' != r in [0, 2^SHIFT), with q' = (in - r') / 2^SHIFT in the field, for every
-    instance, whatever the attacker claims for the IsZero and for q's top bit: rejected, and no
-    choice of q's bits completes the witness (qBits alone rules q' out)."""
+    """Every remainder r' != r in [0, 2^SHIFT) in the low bits of N's decomposition, with q' =
+    (in - r') / 2^SHIFT in the field in the high bits, for every instance, whatever the attacker
+    claims for the IsZero and for q's top bit: rejected by nBits, and with r' in the low bits no
+    choice of q's bits completes the witness (no sum of them times 2^SHIFT makes up in - r')."""
     S = al.c["SHIFT"]
     rejected = 0
     for name, prefix, q2 in al.other_remainders():
-        bad = al.forge(name, q=q2)
-        assert_rejected(al.circuit, bad, caught_in=".qBits.")
-        assert _rq_unsat(al, prefix, bad) == {"qBits"}
-        for in_range, top_flip in itertools.product((0, 1), (False, True)):
+        for in_range, top_flip in [(None, False), *itertools.product((0, 1), (False, True))]:
             bad = al.forge(name, q=q2, in_range=in_range, top_flip=top_flip)
-            assert r1cs_of(al.circuit).unsatisfied(bad)
-            assert "qBits" in _rq_unsat(al, prefix, bad)
+            assert_rejected(al.circuit, bad, caught_in=".nBits.")
+            assert no_assignment_satisfies(al.circuit, bad, _al_part(al, prefix, "q"))
         rejected += 1
     assert rejected == len(al.names) * ((1 << S) - 1)
 
 
 @pytest.mark.parametrize("dq", [1, -1, 2, 1 << 7, -(1 << 7)])
 def test_requant_aligned_forged_quotient_shift(al, dq):
-    """q + dq with r = in - (q + dq)*2^S (the linear equation still holds): r leaves [0, 2^S), and
-    q + 2^QBITS or q - 2^QBITS also leaves q's range. Caught by rBits (and qBits when q leaves)."""
+    """q + dq in the high bits of N's decomposition and the low bits of r = in - (q + dq)*2^S (mod p)
+    below them: rejected by nBits, and with q + dq's bits fixed no choice of r's bits completes the
+    witness. q +- 2^QBITS has q's own QBITS bits: that claim is not expressible in a QBITS-bit
+    decomposition (the forged bits then differ from the honest ones only in r's part, if at all)."""
     Q = al.c["QBITS"]
     for name in al.names:
         _, prefix, n, q = al.inst(name)
         bad = al.forge(name, q=(q + dq) % P)
-        assert_rejected(al.circuit, bad, caught_in=(".rBits.", ".qBits."))
-        unsat = _rq_unsat(al, prefix, bad)
-        assert "rBits" in unsat and (("qBits" in unsat) == (not 0 <= q + dq < 1 << Q))
+        if bad == al.w:
+            assert (q + dq) % (1 << Q) == q
+            continue
+        assert_rejected(al.circuit, bad, caught_in=".nBits.")
+        if (q + dq) % (1 << Q) != q:
+            assert no_assignment_satisfies(al.circuit, bad, _al_part(al, prefix, "r"))
 
 
 @pytest.mark.parametrize("name", list(ALIGNED_INSTANCES))
@@ -638,9 +652,10 @@ def test_requant_aligned_forged_top_bit_flipped(al, name):
     if bad == al.w:          # --O2 eliminated the bit and the output is the same: no lie to submit
         assert not changes
         return
-    assert_rejected(al.circuit, bad, caught_in=".qBits.")
+    assert_rejected(al.circuit, bad, caught_in=".nBits.")
     if changes:
-        assert no_assignment_satisfies(al.circuit, bad, bit_names(al.circuit, f"{prefix}.qBits."))
+        S = al.c["SHIFT"]
+        assert no_assignment_satisfies(al.circuit, bad, [f"{prefix}.nBits.out[{S + i}]" for i in range(al.c["QBITS"])])
 
 
 @pytest.mark.parametrize("delta", [1, -1])
@@ -654,14 +669,14 @@ def test_requant_aligned_forged_output_or_clamped_value(al, what, delta):
         if what == "out":
             m = al.model(name, out_delta=delta)
         else:
-            top = m[f"{prefix}.qBits.out[{al.c['QBITS'] - 1}]"]
+            top = m[f"{prefix}.nBits.out[{al.c['SHIFT'] + al.c['QBITS'] - 1}]"]
             m[f"{prefix}.c"] += delta
             m[f"{prefix}.out"] += top * delta
             m[f"main.out[{al.inst(name)[0]}]"] = m[f"{prefix}.out"]
         bad = al.circuit.tamper(al.w, m, skip_eliminated=True)
         if bad == al.w:
             continue                     # c eliminated (--O2) or a lie that changes nothing
-        assert_rejected(al.circuit, bad, caught_in=("main.out", f"{prefix}.c", f"{prefix}.out", ".qBits.",
+        assert_rejected(al.circuit, bad, caught_in=("main.out", f"{prefix}.c", f"{prefix}.out", ".nBits.",
                                                      ".inRange."))
 
 
@@ -675,11 +690,17 @@ def test_requant_aligned_at_252_bits(opt):
     s = RequantSetup(params, {"O1": O1, "O2": O2}[opt], {"amin": params["amin"], "mid": 0, "amax": params["amax"]})
     assert_accepted(s.circuit, s.w)
     S, Q = s.c["SHIFT"], s.c["QBITS"]
+    tried = 0
     for name in s.names:
         _, prefix, n, q = s.inst(name)
         for q2 in (q + 1, q - 1, q + (1 << Q), q - (1 << Q), (n + 1) * INV(1 << S)):
             bad = s.forge(name, q=q2 % P)
-            assert_rejected(s.circuit, bad, caught_in=(".rBits.", ".qBits."))
+            if bad == s.w:      # the claim's bits are the honest ones (q2 = q mod 2^QBITS): nothing to submit
+                assert q2 % P % (1 << Q) == q
+                continue
+            assert_rejected(s.circuit, bad, caught_in=".nBits.")
+            tried += 1
+    assert tried >= 3 * len(s.names)
 
 
 # =========================================================================== ReluZp
@@ -828,7 +849,7 @@ def _model_requant(build: Path, c: Circuit, inp: Path):
     for j in range(p.n_out):
         acc = sum((xs[k] - p.x_zp) * (p.w[j][k] - p.w_zp[j]) for k in range(p.n_in)) + p.bias[j]
         ns.append(acc * p.mult[j] + (1 << (b["SHIFT"] - 1)) + b["K"] * (1 << b["SHIFT"]))
-    comp = next(s for s in c.sym if s.endswith(".rq[0].q")).rsplit(".rq[0].q", 1)[0]
+    comp = next(s for s in c.sym if s.endswith(".rq[0].out")).rsplit(".rq[0].out", 1)[0]
     assert g.outputs[0] == node.output, "the forgery test expects the Dense output to be the model output"
     return b, ns, comp
 
@@ -846,7 +867,7 @@ def test_model_forged_requant_quotient_plus_one(model_build):
     consistent on output j's RequantClamp: q+1 with r - 2^SHIFT; q's bits, the comparators, the
     clamped output and out[j] recomputed from q+1. Done for every output j (those where q+1
     moves the clamped output really change the public output). Caught by the remainder's
-    Num2Bits (rBits)."""
+    Num2Bits (rBits; on the aligned way the decomposition of N, nBits)."""
     build, c, w, inp = model_build
     b, ns, comp = _model_requant(build, c, inp)
     changed = 0
@@ -858,6 +879,6 @@ def test_model_forged_requant_quotient_plus_one(model_build):
         m = requant_model(prefix, n, b, (n >> b["SHIFT"]) + 1, out_name=f"main.out[{j}]")
         changed += m[f"main.out[{j}]"] != honest[f"main.out[{j}]"]
         bad = c.tamper(w, m, skip_eliminated=True)
-        assert_rejected(c, bad, caught_in="rBits", cli=True)
+        assert_rejected(c, bad, caught_in=("rBits", "nBits"), cli=True)
         # (SHIFT is ~20 here: the exhaustive bit enumeration is done on the small templates above)
     assert changed, "no output of this model/input lets q+1 change the public output"

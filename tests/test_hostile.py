@@ -1147,7 +1147,7 @@ def test_packed_lane_carry_forgery_rejected(builds):
     xs = [int(v) for v in rt.quantize_input(g, load_input(builds.in1, g.tensors[g.inputs[0]].shape))[0].reshape(-1)]
     ns = [(sum((xs[k] - p.x_zp) * (p.w[j][k] - p.w_zp[j]) for k in range(p.n_in)) + p.bias[j]) * p.mult[j]
           + (1 << (bd["SHIFT"] - 1)) + bd["K"] * (1 << bd["SHIFT"]) for j in range(p.n_out)]
-    comp = next(s for s in c.sym if s.endswith(".rq[0].q")).rsplit(".rq[0].q", 1)[0]
+    comp = next(s for s in c.sym if s.endswith(".rq[0].out")).rsplit(".rq[0].out", 1)[0]
     word = c.value(w, "main.out[0]")
     assert outs[0] >= 0 and outs[1] >= 1 and word == outs[0] + (outs[1] << 8) + (outs[2] << 16)
     # 1. the lanes alone
@@ -1164,7 +1164,7 @@ def test_packed_lane_carry_forgery_rejected(builds):
         m = requant_model(f"{comp}.rq[{j}]", ns[j], bd, q + dq, above=0, below=0, in_range=1,
                           out_name=f"{comp}.out[{j}]")
         if requant_path(bd) == "aligned":
-            assert m[f"{comp}.rq[{j}].qBits.out[{bd['QBITS'] - 1}]"] == 1, "the honest lane is clamped"
+            assert m[f"{comp}.rq[{j}].nBits.out[{bd['SHIFT'] + bd['QBITS'] - 1}]"] == 1, "the honest lane is clamped"
             m[f"{comp}.rq[{j}].c"] = outs[j] + dq - (bd["LO"] - bd["OFF"])
             m[f"{comp}.rq[{j}].out"] = m[f"{comp}.out[{j}]"] = outs[j] + dq
         lie.update(m)
@@ -1172,11 +1172,13 @@ def test_packed_lane_carry_forgery_rejected(builds):
     lie["main.out[0]"] = word
     bad = c.tamper(w, lie, skip_eliminated=True)
     # q+256 leaves r negative and q-1 leaves r >= 2^SHIFT: the remainders' Num2Bits catch both
-    # (q itself is bounded by the clamp comparators, or by qBits where no clamp acts)
-    names = assert_rejected(c, bad, caught_in="rBits", kind="packed output: lane carry")
-    assert {n.split(".rBits.")[0] for n in names if ".rBits." in n} >= {f"{comp}.rq[0]", f"{comp}.rq[1]"}
+    # (rBits, or on the aligned way the decomposition of N, nBits, whose high bits are q's;
+    # q itself is bounded by the clamp comparators, or by qBits where no clamp acts)
+    rbits = ".nBits." if requant_path(bd) == "aligned" else ".rBits."
+    names = assert_rejected(c, bad, caught_in=rbits, kind="packed output: lane carry")
+    assert {n.split(rbits)[0] for n in names if rbits in n} >= {f"{comp}.rq[0]", f"{comp}.rq[1]"}
     print("\nlane carry with recomputed RequantClamps caught by constraints on:",
-          sorted({f"{n.split('.')[2]}.{part}" for n in names for part in ("rBits", "qBits", "above", "below")
+          sorted({f"{n.split('.')[2]}.{part}" for n in names for part in ("rBits", "qBits", "nBits", "above", "below")
                   if part in n and n.count(".") > 2}))
 
 

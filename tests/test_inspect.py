@@ -42,6 +42,10 @@ _NUM2BITS = ("Num2Bits constrains its own outputs (every bit boolean: b*(b-1) ==
 ALLOWED = {
     ("CA02", "UintRange", "bits[*].out"): "UintRange: " + _NUM2BITS + " (in < 2^BITS)",
     ("CA02", "RequantClamp", "rBits.out"): "RequantClamp remainder: " + _NUM2BITS + " (0 <= r < 2^SHIFT)",
+    ("CA02", "RequantClamp", "nBits.out"): ("RequantClamp on the aligned way, the decomposition of N whose low "
+                                            "SHIFT bits are the remainder (0 <= r < 2^SHIFT) and whose high "
+                                            "QBITS bits are q's (read by the clamp): " + _NUM2BITS
+                                            + " (the remainder's bits are not read again)"),
     ("CA02", "RequantClamp", "qBits.out"): ("RequantClamp quotient, reported only in instances without a clamp "
                                             "(with a comparator, its decomposition bounds q; on the aligned way the "
                                             "clamp reads q's bits: circuits/requant.circom): "
@@ -52,6 +56,13 @@ ALLOWED = {
     ("CA01", "IndexMap", "in"): ("IndexMap of a Slice, Gather, Resize or a cropping Pad reads only some of "
                                  "its inputs; the others are the producer's values, range-checked there, "
                                  "and cannot influence any output, so no constraint needs them."),
+    ("CA02", "MaxWindow", "ge[*].out"): ("MaxWindow's step i decomposes m[i-1] + 2^BITS - in[i] into BITS+1 bits "
+                                         "and reads only the top one (m[i-1] >= in[i]); the low bits are "
+                                         "constrained inside Num2Bits and make the decomposition, hence the "
+                                         "comparison, unique (circuits/pool.circom)."),
+    ("CA02", "ConvMaxPool2D", "ge[*].out"): ("ConvMaxPool2D's running-maximum step k: the same decomposition as "
+                                             "MaxWindow's (only the top bit is read; the low bits make it unique; "
+                                             "circuits/conv.circom)."),
     ("CA02", "LessThan", "n2b.out"): ("circomlib LessThan(n) decomposes in[0] + 2^n - in[1] into n+1 bits and "
                                       "reads only the top one; the n low bits are constrained inside Num2Bits "
                                       "and exist to make the decomposition (hence the comparison) unique."),
@@ -144,12 +155,15 @@ def test_template_circuit_has_no_unexplained_warning(label, source, tmp_path):
 def test_requant_quotient_bits_only_without_clamp(label, source, tmp_path):
     """The qBits entry of ALLOWED is needed exactly where RequantClamp keeps q's own Num2Bits
     unread: in the instances without a clamp. With a comparator no qBits exists (the comparator
-    bounds q); on the aligned way every bit of q is read by the clamp, so none is reported."""
+    bounds q). On the aligned way one decomposition of N (nBits) replaces rBits and qBits: its
+    remainder bits are unread, q's are read by the clamp."""
     src = tmp_path / "circuit.circom"
     src.write_text(source)
     seen = assert_explained(inspect(src, tmp_path), label)
     assert (("CA02", "RequantClamp", "qBits.out") in seen) == label.endswith("[clamp none]"), seen
-    assert ("CA02", "RequantClamp", "rBits.out") in seen
+    aligned = label.endswith("[clamp aligned]")
+    assert (("CA02", "RequantClamp", "rBits.out") in seen) == (not aligned), seen
+    assert (("CA02", "RequantClamp", "nBits.out") in seen) == aligned, seen
 
 
 def test_allow_list_reasons_are_written():

@@ -816,7 +816,7 @@ def conv_circuit(tmp_path_factory):
 def test_conv_requant_forged_quotient(conv_circuit, opt, attack):
     """Attacker: for every output of the Conv, q+1 with r-2^SHIFT (or q-1 with r+2^SHIFT), so
     N === q*2^SHIFT + r still holds; q's bits, clamps and the output recomputed. Caught by the
-    remainder's Num2Bits (rBits). Outputs where the forged q would change the public output are
+    remainder's Num2Bits (rBits, or nBits, the decomposition of N, on the aligned way). Outputs where the forged q would change the public output are
     counted: the attack must matter somewhere."""
     built, b, ns, tag = conv_circuit
     circ, w = built[opt]
@@ -832,7 +832,7 @@ def test_conv_requant_forged_quotient(conv_circuit, opt, attack):
         m[f"main.{tag}.out[{o}]"] = m[out]
         changed += m[out] != honest[out]
         bad = circ.tamper(w, m, skip_eliminated=True)
-        assert_rejected(circ, bad, caught_in="rBits")
+        assert_rejected(circ, bad, caught_in=("rBits", "nBits"))
     assert changed, "no output where the forged quotient changes the public output"
 
 

@@ -339,7 +339,7 @@ def _identity_holds(f, lanes: dict[int, int]) -> bool:
     return sum(v << (j * L) for j, v in enumerate(new)) % P == sum(v << (j * L) for j, v in enumerate(old)) % P
 
 
-CATCH = ("rBits", "n2b", "qBits")        # the requantization's decompositions = the lane range checks
+CATCH = ("rBits", "n2b", "qBits", "nBits")   # the requantization's decompositions = the lane range checks
 
 
 def test_signal_model_reproduces_honest_witness(forge):

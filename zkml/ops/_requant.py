@@ -13,8 +13,9 @@ subtracts OFF = K - zp. The bound rule below proves 0 <= N < 2^(s + QBITS) <= 2^
 K is free above its least value (any K shifts q, LO, HI and OFF alike). When both clamps act
 and the output range HI - LO + 1 is a power of two (a full uint range, e.g. lo = 0), K is
 raised so that LO = 2^(QBITS-1): the template then reads both clamps from q's own bits (the
-"aligned" way, SHIFT + QBITS + 4 constraints at --O2 instead of SHIFT + 2*QBITS + 4 with two
-comparators; `requant_path` mirrors the template's rule).
+"aligned" way: one Num2Bits(SHIFT + QBITS) of N gives r and q's bits, SHIFT + QBITS + 4
+constraints at --O2 instead of SHIFT + 2*QBITS + 4 with two comparators; `requant_path` mirrors
+the template's rule).
 """
 from __future__ import annotations
 
@@ -92,9 +93,9 @@ def requant_constraints(c: dict, opt: str = "O2") -> int:
     path = requant_path(c)
     if path == "aligned":
         b = (c["HI"] - c["LO"] + 1).bit_length() - 1
-        # the two Num2Bits sums, in === q*2^S + r; IsZero's input unless it is one bit (--O1 merges)
-        n2, lin = s + q + 4, 3 + int(q - 1 - b > 1)
-    elif path == "none":
+        # the one Num2Bits(S + Q)'s sum; IsZero's input unless it is one bit (--O1 merges)
+        return s + q + 4 + (0 if opt == "O2" else 1 + int(q - 1 - b > 1))
+    if path == "none":
         n2, lin = s + q, 3              # the two Num2Bits sums, in === q*2^S + r
     else:                               # rBits' sum, in === ...; per comparator its n2b sum, out, input
         k = c["CLAMP_LO"] + c["CLAMP_HI"]

@@ -16,7 +16,7 @@ per pool window, instead of requantizing every Conv output and comparing 8-bit v
 
 with R one RequantClamp and cmp(b) one running-max step over b-bit values (Num2Bits(b + 1) and a
 selection). ABITS, the accumulator's width, is ~10 bits more than the 8-bit output, so fusing
-pays whenever a window holds 2+ Conv outputs (LeNet: 4 taps, R ~ 44 at --O1). The pass fuses
+pays whenever a window holds 2+ Conv outputs (LeNet: 4 taps, R ~ 42 at --O1). The pass fuses
 a pair only when the fused count is smaller, and only with constant weights (with weights as
 signals the accumulator is a sum of products, and packed lanes are extracted by the
 requantization itself: zkml/strands.py).
