@@ -191,10 +191,12 @@ def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_mod
 
 
 # circom's --O2 eliminates every linear constraint; its time grows faster than linearly with the
-# linear terms that share signals (all outputs of a layer read the same inputs), e.g. ~100 s on
-# the LeNet example (> 8 CPU minutes before its Conv -> MaxPool blocks were fused) against ~12 s
-# with --O1, which keeps ~12% more constraints (3,141 against 2,796 on the digits MLP; 67,347
-# against 58,350 on LeNet). "auto" takes --O2 up to this many multiply-accumulates.
+# linear terms that share signals (all outputs of a layer read the same inputs): > 8 CPU minutes
+# on the LeNet example before its Conv -> MaxPool blocks were fused, 105 s just after, 12.4 s
+# since ConvMaxPool2D's running maximum takes the accumulators without wiring them into a
+# component. --O1 keeps ~8% more constraints (3,025 against 2,796 on the digits MLP; 62,887
+# against 58,350 on LeNet). "auto" takes --O2 up to this many multiply-accumulates (set before
+# that last change; LeNet, 37,864 by circuit_macs, would now compile fast at --O2: to re-measure).
 O2_MAX_MACS = 20_000
 
 
