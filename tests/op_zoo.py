@@ -747,12 +747,11 @@ def _pool_windows(p) -> list[list[int]]:
 
 
 def running_max_model(m: dict, xs: list[int], bits: int, ge_name, m_name, flip: int | None = None,
-                      out: int | None = None, out_delta: int = 0) -> int:
+                      out: int | None = None) -> int:
     """The signals of a running maximum over xs (circuits/pool.circom MaxWindow, and the same
     steps written out in conv.circom ConvMaxPool2D): step t's Num2Bits at ge_name(t), its result
     at m_name(t). Comparator `flip` may be flipped (the rest recomputed); `out` forces the result
-    (the last comparator's top bit then solves the selection); out_delta is added to the result.
-    Returns the claimed maximum."""
+    (the last comparator's top bit then solves the selection). Returns the claimed maximum."""
     cur = xs[0]
     for t in range(1, len(xs)):
         a, b = cur, xs[t]
@@ -766,7 +765,7 @@ def running_max_model(m: dict, xs: list[int], bits: int, ge_name, m_name, flip: 
         m[m_name(t)] = cur
     if out is not None and len(xs) > 1:
         m[m_name(len(xs) - 1)] = out % P
-    return ((out % P if out is not None else cur) + out_delta) % P
+    return out % P if out is not None else cur
 
 
 def maxpool_model(prefix: str, o: int, xs: list[int], bits: int, flip: int | None = None,
@@ -775,8 +774,8 @@ def maxpool_model(prefix: str, o: int, xs: list[int], bits: int, flip: int | Non
     pre = f"{prefix}.win[{o}]"
     m = {f"{pre}.in[{t}]": v for t, v in enumerate(xs)}
     m[f"{pre}.m[0]"] = xs[0]
-    y = running_max_model(m, xs, bits, lambda t: f"{pre}.ge[{t}]", lambda t: f"{pre}.m[{t}]",
-                          flip, out, out_delta)
+    y = (running_max_model(m, xs, bits, lambda t: f"{pre}.ge[{t}]", lambda t: f"{pre}.m[{t}]",
+                           flip, out) + out_delta) % P         # out_delta: the lie is in out alone
     m[f"{pre}.out"] = y
     m[f"{prefix}.out[{o}]"] = y
     for name in out_names:
