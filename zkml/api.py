@@ -139,8 +139,9 @@ def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_mod
     out.mkdir(parents=True, exist_ok=True)
     for f in _STALE:
         (out / f).unlink(missing_ok=True)
+    level = circom_level(graph, optimize)
     if vis.weights == "constant" and fuse_pools:
-        graph = fuse_conv_maxpool(graph, log)
+        graph = fuse_conv_maxpool(graph, log, level)
     graph.save(out / "model.ir.json")
     if onnx_model is not None:
         onnx.save(onnx_model, out / "model.onnx")
@@ -150,7 +151,6 @@ def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_mod
         log(f"weights as signals: {pl['op']} '{pl['node']}' {pl['layout']}"
             + (f" ({pl['lanes']} lanes of {pl['lane_bits']} bits)" if pl["layout"] != "plain" else "")
             + f": {pl['products']} signal x signal products (plain: {pl['plain_products']})")
-    level = circom_level(graph, optimize)
     log(f"compiling the circuit with circom --{level} ...")
     t1 = time.time()
     if (out / "main_js").exists():
@@ -190,34 +190,29 @@ def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_mod
     return meta
 
 
-# circom's --O2 eliminates every linear constraint; its time grows faster than linearly with the
-# linear terms that share signals (all outputs of a layer read the same inputs): > 8 CPU minutes
-# on the LeNet example before its Conv -> MaxPool blocks were fused, 105 s just after, 12.4 s
-# since ConvMaxPool2D's running maximum takes the accumulators without wiring them into a
-# component. --O1 keeps ~8% more constraints (3,025 against 2,796 on the digits MLP; 62,887
-# against 58,350 on LeNet). "auto" takes --O2 up to this many multiply-accumulates (set before
-# that last change; LeNet, 37,864 by circuit_macs, would now compile fast at --O2: to re-measure).
-O2_MAX_MACS = 20_000
-
-
-def circuit_macs(graph: Graph) -> int:
-    """Multiply-accumulates by constant weights in the circuit (the linear terms circom sees)."""
-    total = 0
-    for n in graph.nodes:
-        p = n.params
-        fan_in = getattr(p, "n_in", None)
-        if fan_in is None and hasattr(p, "kh") and hasattr(p, "group"):
-            fan_in = p.c // max(p.group, 1) * p.kh * p.kw
-        total += graph.tensors[n.output].size * (fan_in or 1)
-    return total
+# circom's --O2 eliminates every linear constraint; --O1 keeps them (~8% more constraints: 3,025
+# against 2,796 on the digits MLP, 62,887 against 58,350 on the LeNet example). --O2 used to be
+# much slower on big layers (> 8 CPU minutes on LeNet before its Conv -> MaxPool blocks were
+# fused), so "auto" took --O1 above 20,000 multiply-accumulates. Since the running maximum and
+# RequantClamp take their linear inputs without wiring them into components, --O2 compiles about
+# as fast as --O1 on every model measured, in the same memory (2026-12-06, wall time, O1 / O2:
+# LeNet 12 / 12.4 s, private-weight LeNet packed 18.4 / 20.7 s, LeNet without pool fusion at O2
+# 14.2 s, cnn_c16 43.8 / 45.8 s, the GAN example 214 / 219 s; the slicing benchmark's generator
+# 540 s and 3.3 GiB / 506 s and 3.3 GiB, for 1,143,717 / 754,464 constraints). "auto" takes --O2
+# up to O2_MAX_ESTIMATE estimated constraints (zkml.slicing.node_estimates: 557,568 for the GAN
+# example, 805,888 for that generator, the largest circuit measured at --O2) and --O1 above, an
+# unmeasured range where circom2's 4 GiB WebAssembly memory is the limit at either level.
+O2_MAX_ESTIMATE = 1_000_000
 
 
 def circom_level(graph: Graph, optimize: str = "auto") -> str:
+    """circom's simplification flag for `--optimize` (see O2_MAX_ESTIMATE for "auto")."""
     if optimize in ("O1", "O2"):
         return optimize
     if optimize != "auto":
         raise ZkmlError(f"unknown circom optimization '{optimize}' (auto, O1 or O2)")
-    return "O2" if circuit_macs(graph) <= O2_MAX_MACS else "O1"
+    from .slicing import node_estimates     # noqa: PLC0415 (slicing builds on this module)
+    return "O2" if sum(node_estimates(graph)) <= O2_MAX_ESTIMATE else "O1"
 
 
 # build files whose sha256 build.json records: a file changed or copied from another build is

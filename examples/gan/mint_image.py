@@ -3,7 +3,7 @@
     python examples/gan/mint_image.py [--out build/gan] [--rpc URL] [--private-key HEX] [--reuse]
 
 Steps (each printed with its time and peak memory):
-  1. zkml compile  model.onnx, calibrated on calibration.npy (circom --O1: big layers)
+  1. zkml compile  model.onnx, calibrated on calibration.npy (circom --O2, the default)
   2. zkml setup    development Groth16 keys (INSECURE: no ceremony; see docs/SETUP.md)
   3. zkml prove    the chosen latent vector latent.json (the witness is checked against the
                    reference runtime by zkml itself)

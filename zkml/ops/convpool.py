@@ -114,7 +114,7 @@ def window_taps(g: Geometry) -> list[int]:
     return [int(v) for v in inside.sum(axis=1)]
 
 
-def fused_cost(conv: Node, pool: Node, ins, opt: str = "O1") -> tuple[int, int]:
+def fused_cost(conv: Node, pool: Node, ins, opt: str = "O2") -> tuple[int, int]:
     """(unfused, fused) constraint estimates of a Conv -> MaxPool pair (see the module doc)."""
     from . import REGISTRY
     p = fuse_params(conv.params, pool.params)
@@ -147,9 +147,10 @@ def fusable(graph: Graph, conv: Node, readers: list[Node]) -> bool:
             and all(v >= 0 for v in c.mult))
 
 
-def fuse_conv_maxpool(graph: Graph, log=None) -> Graph:
+def fuse_conv_maxpool(graph: Graph, log=None, opt: str = "O2") -> Graph:
     """The same graph with every Conv -> MaxPool pair that `fusable` allows and that costs fewer
-    constraints fused (`fused_cost`) replaced by one ConvMaxPool node (same output tensor)."""
+    constraints fused (`fused_cost` at circom level `opt`) replaced by one ConvMaxPool node (same
+    output tensor)."""
     nodes, drop = [], set()
     by_input = {}
     for n in graph.nodes:
@@ -161,7 +162,7 @@ def fuse_conv_maxpool(graph: Graph, log=None) -> Graph:
         nxt = by_input.get(n.output, [])
         if fusable(graph, n, nxt):
             ins = [graph.tensors[i] for i in n.inputs]
-            unfused, fused = fused_cost(n, nxt[0], ins)
+            unfused, fused = fused_cost(n, nxt[0], ins, opt)
             if fused < unfused:
                 pool = nxt[0]
                 nodes.append(Node("ConvMaxPool", n.name, list(n.inputs), pool.output,
