@@ -111,3 +111,38 @@ def test_no_float_after_quantization(tmp_path):
         return v is None or (isinstance(v, int) and not isinstance(v, bool))
     for n in g.to_json()["nodes"]:
         assert all(ints(v) for v in n["params"].values()), n["name"]
+
+
+@pytest.mark.parametrize("levels,max_error", [(255, 0.125), (255, 0.0625), (255, 0.25), (15, 0.125), (65535, 0.25)])
+def test_short_multipliers_stay_within_their_error_budget(levels, max_error):
+    """zkml.qparams.multipliers with an error budget (Conv, ConvTranspose, Dense): for random
+    per-channel ratios spread over up to 2^5 (LeNet's layers: 2^1.5 .. 2^4), every accumulator whose output is not clamped
+    (|acc * r| <= levels) requantizes to within 0.5 + max_error LSB of acc * r (the rounding
+    plus the multiplier's budget), the shift is the smallest the worst-case bound allows, and
+    never above the `precision` rule's shift. 16-bit outputs need more than 16-bit multipliers
+    for that budget: they keep the `precision` rule."""
+    from zkml.qparams import multipliers
+    rng = np.random.default_rng(levels + int(max_error * 1000))
+    saved = []
+    for _ in range(200):
+        n = int(rng.integers(1, 65))
+        top = 2.0 ** rng.uniform(-24, 2)
+        reals = top * 2.0 ** -rng.uniform(0, rng.uniform(0, 5), n)
+        mult, shift = multipliers(reals, 16, levels, max_error)
+        _, cap = multipliers(reals, 16)
+        assert 1 <= shift <= cap
+        saved.append(cap - shift)
+        if shift < cap:     # the budget decided: it holds, and one bit less would not guarantee it
+            assert levels / (2 * reals.min() * 2 ** shift) <= max_error
+            assert shift == 1 or levels / (2 * reals.min() * 2 ** (shift - 1)) > max_error
+            for r, m in zip(reals, mult):
+                acc = np.unique(np.round(np.linspace(-levels / r, levels / r, 401))).astype(object)
+                q = [(int(a) * m + (1 << (shift - 1))) >> shift for a in acc]
+                exact = np.array([float(a) * r for a in acc])
+                assert np.abs(np.array(q, dtype=float) - exact).max() <= 0.5 + max_error + 1e-9, (r, m, shift)
+    if levels >= 1 << 14:
+        assert max(saved) == 0
+    else:
+        assert sum(s > 0 for s in saved) >= 100      # the budget decided in most draws: the checks ran
+    print(f"\nlevels {levels}, budget {max_error} LSB: shift {np.mean(saved):.1f} bits below the "
+          f"16-bit rule on average (range {min(saved)}..{max(saved)})")

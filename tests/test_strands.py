@@ -427,7 +427,7 @@ def cnn_model():
          helper.make_node("Relu", ["y"], ["yr"], name="r1"),
          helper.make_node("Conv", ["yr", "w2", "b2"], ["z"], name="c2", kernel_shape=[2, 2], strides=[2, 2])],
         [vinfo("x", [1, 2, 5, 5])], [vinfo("z", [1, 3, 2, 2])],
-        [const("w", rng.normal(0, 1, (5, 2, 3, 3))), const("w2", rng.normal(0, 1, (3, 5, 2, 2))),
+        [const("w", rng.normal(0, 1, (6, 2, 3, 3))), const("w2", rng.normal(0, 1, (3, 6, 2, 2))),
          const("b2", rng.normal(0, 1, (3,)))])
 
 
@@ -483,7 +483,8 @@ def test_model_witness_equals_runtime(models, case):
     if mode == "off":
         assert set(layouts) == {"plain"} and "Strand" not in src
     elif which == "cnn":
-        assert layouts == ["channels", "positions"]            # c1: 5 channels; c2: 3 channels, 4 positions
+        # c1: 6 channels in one strand of NL >= 6 lanes, 25 positions; c2: 3 channels, 4 positions
+        assert layouts == ["channels", "positions"]
         assert "StrandConvWChannels(" in src and "StrandConvWPositions(" in src
     else:
         assert layouts == ["channels", "channels"] and "StrandDenseW(" in src

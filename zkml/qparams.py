@@ -47,11 +47,20 @@ def quantize_weights(W: np.ndarray, bits: int, per_channel: bool, grid=None):
     return wq, w_scale, w_zp, bits
 
 
-def multipliers(reals, precision: int) -> tuple[list[int], int]:
+def multipliers(reals, precision: int, levels: int = 0, max_error: float = 0.0) -> tuple[list[int], int]:
     """Integer multipliers M_j and one shared shift s with M_j / 2^s ~= reals[j].
 
     The largest multiplier gets `precision` significant bits; s >= 1 so the rounding
     constant 2^(s-1) is an integer.
+
+    With `levels` and `max_error` > 0 (an operator whose output is round(acc * reals[j]) + zero
+    point for one zero-point-corrected accumulator acc), s is instead the smallest shift whose
+    multipliers add at most `max_error` output LSB to that rounding, if that is below the
+    `precision` shift: |M_j - reals[j]*2^s| <= 1/2, and an output that is not clamped has
+    |acc * reals[j]| <= levels, so the error |acc| * |M_j/2^s - reals[j]| <= levels / (2 * reals[j]
+    * 2^s) <= max_error once 2^s >= levels / (2 * max_error * min_j reals[j]). Every bit of shift
+    saved is one range-check constraint less per requantized value (RequantClamp decomposes
+    acc*M + ..., whose width grows with M).
     """
     reals = [float(r) for r in reals]
     if any(r < 0 or not math.isfinite(r) for r in reals):
@@ -61,4 +70,7 @@ def multipliers(reals, precision: int) -> tuple[list[int], int]:
         return [0 for _ in reals], 1
     e = math.floor(math.log2(top))
     shift = max(1, precision - 1 - e)
+    if levels > 0 and max_error > 0:
+        low = min(r for r in reals if r > 0)
+        shift = max(1, min(shift, math.ceil(math.log2(levels / (2 * max_error * low)))))
     return [int(round(r * (1 << shift))) for r in reals], shift

@@ -7,6 +7,7 @@ shift) pairs. After this pass nothing computes with a float.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import asdict, dataclass
 
@@ -25,7 +26,11 @@ class QuantConfig:
     act_bits: int = 8
     weight_bits: int = 8
     per_channel: bool = True
-    precision: int = 16        # significant bits of the requantization multipliers
+    precision: int = 16        # significant bits of the requantization multipliers (at most)
+    # Conv, ConvTranspose, Dense: the shortest multipliers whose rounding adds at most
+    # this many output LSB (zkml/qparams.py multipliers); 0 = always `precision` bits (and always 0
+    # for a pre-quantized QDQ / QLinear model)
+    mult_error: float = 0.125
 
     def check(self):
         for k in ("act_bits", "weight_bits"):
@@ -34,6 +39,8 @@ class QuantConfig:
                 raise ModelError(f"{k}={v} is outside the supported range 2..32")
         if not 4 <= self.precision <= 64:
             raise ModelError(f"precision={self.precision} is outside 4..64")
+        if not 0 <= self.mult_error <= 0.5:
+            raise ModelError(f"mult_error={self.mult_error} is outside 0..0.5 (output LSB)")
 
 
 class CalibrationWarning(UserWarning):
@@ -128,6 +135,10 @@ class Ctx:
 
 def quantize(fg: FGraph, ranges: dict, cfg: QuantConfig, meta: dict | None = None) -> Graph:
     cfg.check()
+    if fg.act_grids and cfg.mult_error:
+        # a pre-quantized model keeps full-length multipliers: its integer outputs are to equal
+        # onnxruntime's, not to be within a budget of the real ratios
+        cfg = dataclasses.replace(cfg, mult_error=0.0)
     ctx = Ctx(fg, ranges, cfg)
     for i in fg.inputs:
         ctx.new_tensor(i)

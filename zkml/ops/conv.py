@@ -124,7 +124,8 @@ class Conv(OpDef):
         bias_q = np.round(b / (x.scale * w_scale)).astype(np.int64)
         relu = f.attrs.get("relu", False)
         out = ctx.new_tensor(f.output, relu=relu)
-        mult, shift = multipliers(x.scale * w_scale / out.scale, ctx.cfg.precision)
+        mult, shift = multipliers(x.scale * w_scale / out.scale, ctx.cfg.precision, (1 << out.bits) - 1,
+                                  ctx.cfg.mult_error)
         p = Params(geo.n, geo.c, geo.h, geo.w, W.shape[0], geo.oh, geo.ow, geo.kh, geo.kw, geo.sh, geo.sw,
                    geo.pt, geo.pl, geo.dh, geo.dw, int(f.attrs["group"]), wq.tolist(), w_zp.tolist(),
                    w_bits, [int(v) for v in bias_q], x.zero_point, mult, shift,

@@ -110,7 +110,8 @@ class Dense(OpDef):
             raise UnsupportedOpError("Dense", ctx.opset, f.name, "the bias or the scales are not finite")
         bias_q = [int(v) for v in bias_f]            # Python ints: a huge bias must not wrap around
         out = ctx.new_tensor(f.output, relu=f.attrs.get("relu", False))
-        mult, shift = multipliers(x.scale * w_scale / out.scale, ctx.cfg.precision)
+        mult, shift = multipliers(x.scale * w_scale / out.scale, ctx.cfg.precision, (1 << out.bits) - 1,
+                                  ctx.cfg.mult_error)
         rows = x.size // n_in
         p = Params(rows, n_in, n_out, wq.tolist(), w_zp.tolist(), wb, [int(v) for v in bias_q],
                    x.zero_point, mult, shift, out.zero_point,
