@@ -105,6 +105,25 @@ def test_unpacked_outputs_option(tmp_path):
     assert api.verify(build).valid
 
 
+def test_mult_error_option(digits, tmp_path):
+    """--mult-error 0 gives every layer the 16-significant-bit multipliers: longer shifts and more
+    constraints than the default budget (1/8 LSB), recorded in build.json; the runtime still
+    equals the witness; a budget outside 0..0.5 LSB is refused with exit 2."""
+    build = tmp_path / "b"
+    r = zkml("compile", EX / "model.onnx", "--calibration", EX / "calibration.npy", "-o", build,
+             "--mult-error", "0")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((build / "build.json").read_text())
+    base = json.loads((digits / "build.json").read_text())
+    assert meta["quant"]["mult_error"] == 0 and base["quant"]["mult_error"] == 0.125
+    assert meta["circuit"]["constraints"] > base["circuit"]["constraints"]
+    shifts = lambda b: [n.params.shift for n in api.load_graph(b).nodes if n.op == "Dense"]  # noqa: E731
+    assert all(a >= b for a, b in zip(shifts(build), shifts(digits))) and shifts(build) != shifts(digits)
+    api.witness(build, EX / "input.json")          # raises unless the witness equals the runtime
+    r = zkml("compile", EX / "model.onnx", "-o", tmp_path / "c", "--mult-error", "0.9")
+    assert r.returncode == 2 and "--mult-error" in r.stderr
+
+
 def test_key_from_another_setup_rejects(digits, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(digits, other)

@@ -58,6 +58,9 @@ def main():
 @click.option("--bits", default=8, show_default=True, help="Activation bits (unsigned).")
 @click.option("--weight-bits", default=8, show_default=True, help="Weight bits (unsigned).")
 @click.option("--per-tensor", is_flag=True, help="One weight scale per tensor instead of per output channel.")
+@click.option("--mult-error", type=click.FloatRange(0, 0.5), default=0.125, show_default=True,
+              help="Conv/ConvTranspose/Dense: the shortest requantization multipliers whose rounding adds at most "
+                   "this many output LSB (fewer constraints); 0 = 16-bit multipliers as the other operators use.")
 @click.option("--no-pack-outputs", is_flag=True,
               help="One public input per output value instead of ~253/bits values per field element.")
 @click.option("--optimize", type=click.Choice(["auto", "O1", "O2"]), default="auto", show_default=True,
@@ -86,7 +89,7 @@ def main():
 @click.option("--max-constraints", type=click.IntRange(min=1), help="Slice automatically: as few segments as keep "
               "each one's estimated constraints within K.")
 @_guard
-def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, no_pack_outputs, optimize,
+def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, mult_error, no_pack_outputs, optimize,
                 vis_input, vis_weights, vis_output, strands, no_fuse_pools, slices, max_constraints):
     """Quantize MODEL.onnx, emit the circuit and compile it with circom."""
     from . import api
@@ -96,12 +99,12 @@ def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, no_pack_
     if slices is not None or max_constraints is not None:
         from . import slicing
         slicing.compile(model, out, slices=slices, max_constraints=max_constraints, calibration=calibration,
-                        cfg=QuantConfig(bits, weight_bits, not per_tensor), log=_log,
+                        cfg=QuantConfig(bits, weight_bits, not per_tensor, mult_error=mult_error), log=_log,
                         pack_outputs=not no_pack_outputs, optimize=optimize,
                         visibility=Visibility(vis_input, vis_weights, vis_output), fuse_pools=not no_fuse_pools)
         click.echo(f"compiled into {out}/ ({out}/segments/NN) in {time.time() - t:.1f} s")
         return
-    api.compile(model, out, calibration, QuantConfig(bits, weight_bits, not per_tensor), log=_log,
+    api.compile(model, out, calibration, QuantConfig(bits, weight_bits, not per_tensor, mult_error=mult_error), log=_log,
                 pack_outputs=not no_pack_outputs, optimize=optimize,
                 visibility=Visibility(vis_input, vis_weights, vis_output), strands=strands,
                 fuse_pools=not no_fuse_pools)
