@@ -198,7 +198,7 @@ def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_mod
 # as fast as --O1 on every model measured, in the same memory (2026-12-06, wall time, O1 / O2:
 # LeNet 12 / 12.4 s, private-weight LeNet packed 18.4 / 20.7 s, LeNet without pool fusion at O2
 # 14.2 s, cnn_c16 43.8 / 45.8 s, the GAN example 214 / 219 s; the slicing benchmark's generator
-# 540 s and 3.3 GiB / 506 s and 3.3 GiB, for 1,143,717 / 754,464 constraints). "auto" takes --O2
+# 523 s and 3.3 GiB / 506 s and 3.3 GiB, for 805,797 / 754,464 constraints). "auto" takes --O2
 # up to O2_MAX_ESTIMATE estimated constraints (zkml.slicing.node_estimates: 557,568 for the GAN
 # example, 805,888 for that generator, the largest circuit measured at --O2) and --O1 above, an
 # unmeasured range where circom2's 4 GiB WebAssembly memory is the limit at either level.
