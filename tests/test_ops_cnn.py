@@ -434,8 +434,9 @@ def with_quantized_conv_weights(model: onnx.ModelProto, g, name="conv") -> onnx.
 def test_relu6_fuses_into_conv_and_other_clips_stay(tmp_path):
     """Conv + Clip(0, 6) is one Conv whose requantization clamp is the clip; checked against
     onnxruntime with the integer model's own weights on the dequantized input (<= 0.5 LSB of
-    rounding + the multiplier's budget, QuantConfig.mult_error = 1/8 LSB, + 0.02), since with a narrow clipped range the rounding of inputs
-    and weights is magnified into several output LSBs by the layer's gain. Clip(0.5, 6) cannot
+    rounding + the multiplier's budget, QuantConfig.mult_error = 1/8 LSB, + 0.02), since with a
+    narrow clipped range the rounding of inputs and weights is magnified into several output LSBs
+    by the layer's gain. Clip(0.5, 6) cannot
     be a clamp at zero: it stays a standalone ClampQ (+0.5 LSB for its quantized bound)."""
     rng = np.random.default_rng(4)
     c, i = _conv("conv", "x", [3, 2, 3, 3], rng, "c")

@@ -113,11 +113,12 @@ def test_no_float_after_quantization(tmp_path):
         assert all(ints(v) for v in n["params"].values()), n["name"]
 
 
-@pytest.mark.parametrize("levels,max_error", [(255, 0.125), (255, 0.0625), (255, 0.25), (15, 0.125), (65535, 0.25)])
+@pytest.mark.parametrize("levels,max_error",
+                         [(255, 0.125), (255, 0.0625), (255, 0.25), (15, 0.125), (65535, 0.25)])
 def test_short_multipliers_stay_within_their_error_budget(levels, max_error):
     """zkml.qparams.multipliers with an error budget (Conv, ConvTranspose, Dense): for random
-    per-channel ratios spread over up to 2^5 (LeNet's layers: 2^1.5 .. 2^4), every accumulator whose output is not clamped
-    (|acc * r| <= levels) requantizes to within 0.5 + max_error LSB of acc * r (the rounding
+    per-channel ratios spread over up to 2^5 (LeNet's layers: 2^1.5 .. 2^4), every accumulator
+    whose output is not clamped (|acc * r| <= levels) requantizes to within 0.5 + max_error LSB of acc * r (the rounding
     plus the multiplier's budget), the shift is the smallest the worst-case bound allows, and
     never above the `precision` rule's shift. 16-bit outputs need more than 16-bit multipliers
     for that budget: they keep the `precision` rule."""

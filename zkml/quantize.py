@@ -7,9 +7,8 @@ shift) pairs. After this pass nothing computes with a float.
 """
 from __future__ import annotations
 
-import dataclasses
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import onnx
@@ -18,7 +17,7 @@ from .errors import ModelError, UnsupportedOpError
 from .fgraph import FGraph
 from .ir import Graph, Node, Tensor, verify
 from .ops import REGISTRY
-from .qparams import affine_params
+from .qparams import affine_params, multipliers
 
 
 @dataclass
@@ -126,6 +125,11 @@ class Ctx:
         self.tensors[name] = t
         return t
 
+    def accumulator_multipliers(self, reals, out: Tensor) -> tuple[list[int], int]:
+        """Multipliers and shift for an output round(acc * reals[j]) + zero point of one accumulator
+        (Conv, ConvTranspose, Dense): the shortest within the config's error budget."""
+        return multipliers(reals, self.cfg.precision, (1 << out.bits) - 1, self.cfg.mult_error)
+
     def derived_tensor(self, name: str, src: Tensor, zero_point: int | None = None) -> Tensor:
         t = Tensor(name, list(self.shapes[name]), src.bits, src.scale,
                    src.zero_point if zero_point is None else zero_point)
@@ -138,7 +142,7 @@ def quantize(fg: FGraph, ranges: dict, cfg: QuantConfig, meta: dict | None = Non
     if fg.act_grids and cfg.mult_error:
         # a pre-quantized model keeps full-length multipliers: its integer outputs are to equal
         # onnxruntime's, not to be within a budget of the real ratios
-        cfg = dataclasses.replace(cfg, mult_error=0.0)
+        cfg = replace(cfg, mult_error=0.0)
     ctx = Ctx(fg, ranges, cfg)
     for i in fg.inputs:
         ctx.new_tensor(i)

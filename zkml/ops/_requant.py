@@ -8,7 +8,8 @@ Circuit (circuits/requant.circom, RequantClamp): the emitter feeds
     N = acc + 2^(s-1) + K*2^s            (K >= zp chosen so that N >= 0 always)
 and the template computes q = floor(N / 2^s) and r = N mod 2^s (bits of one decomposition of
 N on the aligned way below; otherwise witnessed and constrained by N = q*2^s + r with r < 2^s
-and q < 2^QBITS by bit decomposition), then clamps q to [LO, HI] and subtracts OFF = K - zp. The bound rule below proves 0 <= N < 2^(s + QBITS) <= 2^252.
+and q < 2^QBITS by bit decomposition), then clamps q to [LO, HI] and subtracts OFF = K - zp.
+The bound rule below proves 0 <= N < 2^(s + QBITS) <= 2^252.
 
 K is free above its least value (any K shifts q, LO, HI and OFF alike). When both clamps act
 and the output range HI - LO + 1 is a power of two (a full uint range, e.g. lo = 0), K is

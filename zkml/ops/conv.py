@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..fgraph import FNode
-from ..qparams import multipliers, quantize_weights
+from ..qparams import quantize_weights
 from . import Bounds, OpDef, onnx_rule, register
 from ._requant import requant_args, requant_bounds, requant_kernel
 from ._window import Geometry, attr, geometry_args, guarded, tap_table, window_geometry
@@ -124,8 +124,7 @@ class Conv(OpDef):
         bias_q = np.round(b / (x.scale * w_scale)).astype(np.int64)
         relu = f.attrs.get("relu", False)
         out = ctx.new_tensor(f.output, relu=relu)
-        mult, shift = multipliers(x.scale * w_scale / out.scale, ctx.cfg.precision, (1 << out.bits) - 1,
-                                  ctx.cfg.mult_error)
+        mult, shift = ctx.accumulator_multipliers(x.scale * w_scale / out.scale, out)
         p = Params(geo.n, geo.c, geo.h, geo.w, W.shape[0], geo.oh, geo.ow, geo.kh, geo.kw, geo.sh, geo.sw,
                    geo.pt, geo.pl, geo.dh, geo.dw, int(f.attrs["group"]), wq.tolist(), w_zp.tolist(),
                    w_bits, [int(v) for v in bias_q], x.zero_point, mult, shift,

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import BuildError, UnsupportedOpError
 from ..fgraph import FNode
-from ..qparams import multipliers, quantize_weights
+from ..qparams import quantize_weights
 from . import Bounds, OpDef, onnx_rule, register
 from ._requant import requant_args, requant_bounds, requant_kernel
 
@@ -110,8 +110,7 @@ class Dense(OpDef):
             raise UnsupportedOpError("Dense", ctx.opset, f.name, "the bias or the scales are not finite")
         bias_q = [int(v) for v in bias_f]            # Python ints: a huge bias must not wrap around
         out = ctx.new_tensor(f.output, relu=f.attrs.get("relu", False))
-        mult, shift = multipliers(x.scale * w_scale / out.scale, ctx.cfg.precision, (1 << out.bits) - 1,
-                                  ctx.cfg.mult_error)
+        mult, shift = ctx.accumulator_multipliers(x.scale * w_scale / out.scale, out)
         rows = x.size // n_in
         p = Params(rows, n_in, n_out, wq.tolist(), w_zp.tolist(), wb, [int(v) for v in bias_q],
                    x.zero_point, mult, shift, out.zero_point,
