@@ -414,7 +414,7 @@ def test_gemm_batchnorm_fold_and_conv_bias_add(tmp_path):
 
 def with_quantized_conv_weights(model: onnx.ModelProto, g, name="conv") -> onnx.ModelProto:
     """The float model with Conv `name`'s weights and bias replaced by the values the integer
-    model really uses (per-channel dequantized): onnxruntime on it, fed the dequantized input,
+    model really uses (dequantized): onnxruntime on it, fed the dequantized input,
     isolates the integer arithmetic (rounding, clamps) from the quantization of inputs/weights."""
     from zkml.qparams import affine_params
     node = next(n for n in g.nodes if n.op == "Conv")
@@ -423,7 +423,10 @@ def with_quantized_conv_weights(model: onnx.ModelProto, g, name="conv") -> onnx.
     m.CopyFrom(model)
     inits = {i.name: i for i in m.graph.initializer}
     W = numpy_helper.to_array(inits[f"{name}_w"]).astype(np.float64)
-    s_w = np.array([affine_params(r.min(), r.max(), p.w_bits)[0] for r in W.reshape(W.shape[0], -1)])
+    if g.meta["quant"]["weight_grid"] == "aligned":     # one step, on the output's grid
+        s_w = np.full(W.shape[0], g.tensors[node.output].scale / (x.scale * 2 ** p.shift))
+    else:
+        s_w = np.array([affine_params(r.min(), r.max(), p.w_bits)[0] for r in W.reshape(W.shape[0], -1)])
     wq = (np.array(p.wq) - np.array(p.w_zp)[:, None]) * s_w[:, None]
     inits[f"{name}_w"].CopyFrom(numpy_helper.from_array(wq.reshape(W.shape).astype(np.float32), f"{name}_w"))
     b = np.array(p.bias) * x.scale * s_w
@@ -431,10 +434,13 @@ def with_quantized_conv_weights(model: onnx.ModelProto, g, name="conv") -> onnx.
     return m
 
 
-def test_relu6_fuses_into_conv_and_other_clips_stay(tmp_path):
+@pytest.mark.parametrize("grid", ["aligned", "affine"])
+def test_relu6_fuses_into_conv_and_other_clips_stay(tmp_path, grid):
     """Conv + Clip(0, 6) is one Conv whose requantization clamp is the clip; checked against
     onnxruntime with the integer model's own weights on the dequantized input (<= 0.5 LSB of
-    rounding + the multiplier's budget, QuantConfig.mult_error = 1/8 LSB, + 0.02), since with a
+    rounding + 0.02: the weights are on the output's grid, so the requantization is a shift
+    with no multiplier error; with `weight_grid="affine"` + the multiplier's budget,
+    QuantConfig.mult_error = 1/8 LSB), since with a
     narrow clipped range the rounding of inputs and weights is magnified into several output LSBs
     by the layer's gain. Clip(0.5, 6) cannot
     be a clamp at zero: it stays a standalone ClampQ (+0.5 LSB for its quantized bound)."""
@@ -443,31 +449,44 @@ def test_relu6_fuses_into_conv_and_other_clips_stay(tmp_path):
     bounds = [const("zero", 0.0), const("six", 6.0), const("half", 0.5)]
     m = op_model([c, helper.make_node("Clip", ["c", "zero", "six"], ["y"])], [1, 2, 5, 5], i + bounds)
     samples = rng.normal(0, 3, (64, 1, 2, 5, 5))
-    ops, g, normalized, _ = _ops(m, tmp_path, [1, 2, 5, 5], samples=samples)
+    ops, g, normalized, _ = _ops(m, tmp_path, [1, 2, 5, 5], QuantConfig(weight_grid=grid), samples)
     assert ops == ["Conv"] and g.nodes[0].onnx[-1].startswith("Clip")
     y = np.concatenate([rt.run_outputs(g, rt.quantize_input(g, x)[0])[0].reshape(-1) for x in samples])
     assert y.min() == 0 and y.max() == 255            # both ends of the clip are reached
+    budget = QuantConfig.mult_error if g.meta["quant"]["weight_grid"] == "affine" else 0.0
     assert worst_lsb(g, with_quantized_conv_weights(normalized, g), samples,
-                     dequantized_input=True) <= 0.5 + QuantConfig.mult_error + 0.02
+                     dequantized_input=True) <= 0.5 + budget + 0.02
     m = op_model([c, helper.make_node("Clip", ["c", "half", "six"], ["y"])], [1, 2, 5, 5], i + bounds)
-    ops, g, normalized, _ = _ops(m, tmp_path, [1, 2, 5, 5], samples=samples)
+    ops, g, normalized, _ = _ops(m, tmp_path, [1, 2, 5, 5], QuantConfig(weight_grid=grid), samples)
     assert ops == ["Conv", "Clip"]
     y = np.concatenate([rt.run_outputs(g, rt.quantize_input(g, x)[0])[0].reshape(-1) for x in samples])
     assert y.min() == g.nodes[1].params.lo > 0 and y.max() == g.nodes[1].params.hi
     assert worst_lsb(g, with_quantized_conv_weights(normalized, g), samples, dequantized_input=True) <= 1.02
 
 
-def test_standalone_batchnorm_is_a_depthwise_conv(tmp_path):
+@pytest.mark.parametrize("grid", ["aligned", "affine"])
+def test_standalone_batchnorm_is_a_depthwise_conv(tmp_path, grid):
+    """BatchNorm after a Relu becomes a 1x1 depthwise Conv with one weight per channel, s/sqrt(var + eps).
+    affine: each channel's weight is exactly +-(2^8 - 1) on its own scale. aligned: one step d
+    for all three, with the narrowest channel at 255..509 steps (its 8 bits, and the shortest
+    shift that keeps them) and the others at their weight / d."""
     bn = [const("s", [1.5, -0.7, 0.2]), const("bb", [0.1, -0.3, 2.0]), const("mu", [0.5, 0.0, -1.0]),
           const("var", [0.3, 2.0, 1.0])]
     m = op_model([helper.make_node("Relu", ["x"], ["r"]),
                   helper.make_node("BatchNormalization", ["r", "s", "bb", "mu", "var"], ["b"]),
                   helper.make_node("Relu", ["b"], ["y"])], [1, 3, 4, 4], bn)
-    ops, g, normalized, samples = _ops(m, tmp_path, [1, 3, 4, 4])
+    ops, g, normalized, samples = _ops(m, tmp_path, [1, 3, 4, 4], QuantConfig(weight_grid=grid))
     assert ops == ["Relu", "Conv"]
     p = g.nodes[1].params
     assert (p.group, p.kh, p.kw, p.out_lo) == (3, 1, 1, p.out_zp)
-    assert sorted(abs(w[0] - z) for w, z in zip(p.wq, p.w_zp)) == [255, 255, 255]   # exact +-(2^8 - 1)
+    ints = [w[0] - z for w, z in zip(p.wq, p.w_zp)]
+    if grid == "affine":
+        assert sorted(abs(v) for v in ints) == [255, 255, 255]
+    else:
+        real = np.array([1.5, -0.7, 0.2]) / np.sqrt(np.array([0.3, 2.0, 1.0]) + 1e-5)
+        d = g.tensors[g.nodes[1].output].scale / (g.tensors[g.nodes[1].inputs[0]].scale * 2 ** p.shift)
+        assert set(p.mult) == {1} and 255 <= min(abs(v) for v in ints) < 510
+        assert np.abs(np.array(ints) * d - real).max() <= d / 2 * (1 + 1e-9)
     assert worst_lsb(g, normalized, samples[:16]) <= tolerance(g)
 
 

@@ -105,21 +105,30 @@ def test_unpacked_outputs_option(tmp_path):
     assert api.verify(build).valid
 
 
-def test_mult_error_option(digits, tmp_path):
-    """--mult-error 0 gives every layer the 16-significant-bit multipliers: longer shifts and more
-    constraints than the default budget (1/8 LSB), recorded in build.json; the runtime still
-    equals the witness; a budget outside 0..0.5 LSB is refused with exit 2."""
-    build = tmp_path / "b"
-    r = zkml("compile", EX / "model.onnx", "--calibration", EX / "calibration.npy", "-o", build,
-             "--mult-error", "0")
-    assert r.returncode == 0, r.stderr
-    meta = json.loads((build / "build.json").read_text())
-    base = json.loads((digits / "build.json").read_text())
-    assert meta["quant"]["mult_error"] == 0 and base["quant"]["mult_error"] == 0.125
-    assert meta["circuit"]["constraints"] > base["circuit"]["constraints"]
-    shifts = lambda b: [n.params.shift for n in api.load_graph(b).nodes if n.op == "Dense"]  # noqa: E731
-    assert all(a >= b for a, b in zip(shifts(build), shifts(digits))) and shifts(build) != shifts(digits)
-    api.witness(build, EX / "input.json")          # raises unless the witness equals the runtime
+def test_weight_grid_and_mult_error_options(digits, tmp_path):
+    """The default (constant weights) puts every Dense's weights on its output's grid: multipliers
+    all 1, shorter shifts and fewer constraints than `--weight-grid affine` (uint8 weights and
+    multipliers within 1/8 LSB), whose `--mult-error 0` gives every layer 16-significant-bit
+    multipliers: longer shifts and more constraints again. All recorded in build.json; the runtime
+    equals the witness each time; a budget outside 0..0.5 LSB is refused with exit 2."""
+    builds = {"aligned": digits}
+    for name, extra in (("affine", []), ("affine16", ["--mult-error", "0"])):
+        builds[name] = tmp_path / name
+        r = zkml("compile", EX / "model.onnx", "--calibration", EX / "calibration.npy", "-o", builds[name],
+                 "--weight-grid", "affine", *extra)
+        assert r.returncode == 0, r.stderr
+        api.witness(builds[name], EX / "input.json")      # raises unless the witness equals the runtime
+    meta = {k: json.loads((b / "build.json").read_text()) for k, b in builds.items()}
+    assert [meta[k]["quant"]["weight_grid"] for k in builds] == ["aligned", "affine", "affine"]
+    assert [meta[k]["quant"]["mult_error"] for k in builds] == [0.125, 0.125, 0]
+    n = [meta[k]["circuit"]["constraints"] for k in builds]
+    assert n[0] < n[1] < n[2], n
+    dense = {k: [nd.params for nd in api.load_graph(b).nodes if nd.op == "Dense"] for k, b in builds.items()}
+    assert all(set(p.mult) == {1} and p.w_bits > 8 for p in dense["aligned"])
+    assert all(p.w_bits == 8 for p in dense["affine"] + dense["affine16"])
+    shifts = {k: [p.shift for p in v] for k, v in dense.items()}
+    assert all(a < b <= c for a, b, c in zip(shifts["aligned"], shifts["affine"], shifts["affine16"])), shifts
+    assert shifts["affine"] != shifts["affine16"]
     r = zkml("compile", EX / "model.onnx", "-o", tmp_path / "c", "--mult-error", "0.9")
     assert r.returncode == 2 and "--mult-error" in r.stderr
 

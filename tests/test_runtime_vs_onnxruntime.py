@@ -147,3 +147,46 @@ def test_short_multipliers_stay_within_their_error_budget(levels, max_error):
         assert sum(s > 0 for s in saved) >= 100      # the budget decided in most draws: the checks ran
     print(f"\nlevels {levels}, budget {max_error} LSB: shift {np.mean(saved):.1f} bits below the "
           f"16-bit rule on average (range {min(saved)}..{max(saved)})")
+
+
+@pytest.mark.parametrize("bits,per_channel", [(8, True), (4, True), (8, False)])
+def test_aligned_weights_keep_each_rows_resolution_and_make_requantization_a_shift(bits, per_channel):
+    """zkml.qparams.aligned_weights (constant Conv, ConvTranspose, Dense weights, the default):
+    for random rows whose ranges spread over up to 2^10, one step d for all rows with
+    x_scale * d / out_scale = 2^-shift exactly (so the multiplier is 1); d no coarser than any
+    non-zero row's affine `bits` step (per row or per tensor) unless that row is more than 2^8
+    below the widest (then the shift is capped there), and the shift the smallest that holds;
+    (wq - zp) * d within d/2 of every weight; all-zero rows do not count. Against the affine rule
+    with its 1/8-LSB multipliers the shift is shorter in every draw."""
+    from zkml.qparams import affine_params, aligned_weights, multipliers
+    rng = np.random.default_rng(bits + per_channel)
+    saved = []
+    for _ in range(200):
+        n, k = int(rng.integers(1, 33)), int(rng.integers(1, 200))
+        spread = 2.0 ** -rng.uniform(0, rng.uniform(0, 10), n)
+        W = rng.normal(0, 1, (n, k)) * spread[:, None] * 2.0 ** rng.uniform(-8, 2)
+        W[rng.random(n) < 0.1] = 0.0                        # dead rows
+        x_scale, out_scale = 2.0 ** rng.uniform(-8, 0), 2.0 ** rng.uniform(-6, 2)
+        wq, w_scale, zp, wbits, shift = aligned_weights(W, bits, per_channel, x_scale / out_scale)
+        d = float(w_scale[0])
+        assert np.all(w_scale == d) and shift >= 1
+        assert x_scale * d / out_scale == pytest.approx(2.0 ** -shift, rel=1e-12)
+        assert wq.min() >= 0 and int(wq.max()).bit_length() <= wbits and np.all(zp >= 0)
+        assert np.abs((wq - zp[:, None]) * d - W).max() <= d / 2 * (1 + 1e-9)
+        rows = W if per_channel else W.reshape(1, -1)
+        steps = np.array([affine_params(r.min(), r.max(), bits)[0] for r in rows if np.ptp(np.append(r, 0)) > 1e-12])
+        if steps.size == 0:
+            assert shift == 1
+            continue
+        capped = steps.min() < steps.max() / 2 ** 8
+        if not capped:
+            assert d <= steps.min() * (1 + 1e-9)
+            assert shift == 1 or 2 * d > steps.min() * (1 - 1e-9)       # one bit less would be coarser
+        else:
+            assert d <= steps.max() / 2 ** 8 * (1 + 1e-9) and 2 * d > steps.max() / 2 ** 8 * (1 - 1e-9)
+        reals = x_scale * (steps if per_channel else np.full(n, steps[0])) / out_scale
+        _, affine_shift = multipliers(reals, 16, 255, 0.125)
+        saved.append(affine_shift - shift)
+    assert min(saved) > 0
+    print(f"\nuint{bits} per {'channel' if per_channel else 'tensor'}: aligned shifts {np.mean(saved):.1f} bits "
+          f"shorter than the affine rule's (range {min(saved)}..{max(saved)})")

@@ -86,6 +86,9 @@ def compile(model: str | Path, out_dir: str | Path = "build", calibration: str |
     vis = (visibility or Visibility()).check()
     check_strands(strands)
     t0 = time.time()
+    cfg = cfg or QuantConfig()
+    if cfg.weight_grid == "auto":      # weights as signals: each weight bit is a range-check constraint
+        cfg = dataclasses.replace(cfg, weight_grid="aligned" if vis.weights == "constant" else "affine")
     graph, onnx_model, cfg, calib = quantize_model(model, calibration, cfg, log)
     return compile_graph(graph, out_dir, model, onnx_model, cfg, calib, log=log, pack_outputs=pack_outputs,
                          visibility=vis, optimize=optimize, t0=t0, strands=strands, fuse_pools=fuse_pools)
@@ -120,9 +123,19 @@ def quantize_model(model: str | Path, calibration: str | Path | None = None, cfg
     with _onnxruntime_errors(model):
         ranges = calibrate(fg, onnx_model, samples)
     graph = quantize(fg, ranges, cfg, meta={"calibration": calib})
+    cfg = QuantConfig(**graph.meta["quant"])          # as applied (auto settings resolved)
     log(f"quantized: {len(graph.nodes)} integer nodes, activations uint{cfg.act_bits}, "
-        f"weights uint{cfg.weight_bits} per {'channel' if cfg.per_channel else 'tensor'}")
+        f"weights {_weights_grid(graph, cfg)}")
     return graph, onnx_model, cfg, calib
+
+
+def _weights_grid(graph: Graph, cfg: QuantConfig) -> str:
+    res = f"{cfg.weight_bits}-bit resolution per {'channel' if cfg.per_channel else 'tensor'}"
+    if graph.meta["quant"]["weight_grid"] == "affine":
+        return f"uint{cfg.weight_bits} per {'channel' if cfg.per_channel else 'tensor'}"
+    wide = max((n.params.w_bits for n in graph.nodes if hasattr(n.params, "w_bits")), default=0)
+    return (f"on each output's grid ({res}, up to {wide}-bit integers; requantization by shifts)" if wide
+            else res)
 
 
 def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_model: onnx.ModelProto | None,

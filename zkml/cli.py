@@ -61,6 +61,11 @@ def main():
 @click.option("--mult-error", type=click.FloatRange(0, 0.5), default=0.125, show_default=True,
               help="Conv/ConvTranspose/Dense: the shortest requantization multipliers whose rounding adds at most "
                    "this many output LSB (fewer constraints); 0 = 16-bit multipliers as the other operators use.")
+@click.option("--weight-grid", type=click.Choice(["auto", "aligned", "affine"]), default="auto", show_default=True,
+              help="Conv/ConvTranspose/Dense weights: aligned = on the output's grid at no less than --weight-bits "
+                   "resolution per channel, so requantization is a shift (fewer constraints; wider integer "
+                   "constants); affine = uint weights and integer multipliers (--mult-error). auto: aligned for "
+                   "--weights constant, affine for weights as signals (each weight bit costs a constraint there).")
 @click.option("--no-pack-outputs", is_flag=True,
               help="One public input per output value instead of ~253/bits values per field element.")
 @click.option("--optimize", type=click.Choice(["auto", "O1", "O2"]), default="auto", show_default=True,
@@ -89,14 +94,14 @@ def main():
 @click.option("--max-constraints", type=click.IntRange(min=1), help="Slice automatically: as few segments as keep "
               "each one's estimated constraints within K.")
 @_guard
-def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, mult_error, no_pack_outputs, optimize,
-                vis_input, vis_weights, vis_output, strands, no_fuse_pools, slices, max_constraints):
+def compile_cmd(model, calibration, out, bits, weight_bits, per_tensor, mult_error, weight_grid, no_pack_outputs,
+                optimize, vis_input, vis_weights, vis_output, strands, no_fuse_pools, slices, max_constraints):
     """Quantize MODEL.onnx, emit the circuit and compile it with circom."""
     from . import api
     from .quantize import QuantConfig
     from .visibility import Visibility
     t = time.time()
-    cfg = QuantConfig(bits, weight_bits, not per_tensor, mult_error=mult_error)
+    cfg = QuantConfig(bits, weight_bits, not per_tensor, mult_error=mult_error, weight_grid=weight_grid)
     if slices is not None or max_constraints is not None:
         from . import slicing
         slicing.compile(model, out, slices=slices, max_constraints=max_constraints, calibration=calibration,

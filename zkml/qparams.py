@@ -47,6 +47,40 @@ def quantize_weights(W: np.ndarray, bits: int, per_channel: bool, grid=None):
     return wq, w_scale, w_zp, bits
 
 
+def aligned_weights(W: np.ndarray, bits: int, per_channel: bool, ratio: float, max_extra_bits: int = 8):
+    """Constant weights on the output's grid, so that requantization is a pure shift (multiplier 1).
+
+    W is a [n_out, k] float matrix and ratio = x_scale / out_scale. The weights are rounded to
+    one step d = 2^-s / ratio for every row, so that acc * x_scale * d / out_scale = acc / 2^s.
+    s is the smallest shift whose step is no coarser than the affine rule's (`bits`, per row or per
+    tensor) on any row with non-zero weights: every row keeps at least its affine resolution and
+    the only requantization error left is the final rounding. Against `multipliers` this
+    drops the multiplier's ~10 bits from the remainder that RequantClamp range-checks, at the
+    price of wider integer weights, which are free while they are circuit constants. A row whose
+    range is more than 2^max_extra_bits below the widest row's is capped there (as a 16-bit
+    multiplier would be).
+
+    Returns (wq, w_scale[n_out], w_zp[n_out], weight bits, shift), wq unsigned with zero point
+    w_zp per row, as quantize_weights."""
+    qmax = (1 << bits) - 1
+    lo, hi = np.minimum(W.min(axis=1), 0.0), np.maximum(W.max(axis=1), 0.0)
+    spans = hi - lo if per_channel else np.full(W.shape[0], float(hi.max() - lo.min()))
+    live = spans[spans > 1e-12]
+    if live.size == 0 or not (ratio > 0 and math.isfinite(ratio)):
+        shift = 1
+    else:
+        fine, coarse = float(live.min()) / qmax, float(live.max()) / qmax
+        want = math.ceil(math.log2(1.0 / (ratio * fine)))
+        cap = math.ceil(math.log2(1.0 / (ratio * coarse))) + max_extra_bits
+        shift = max(1, min(want, cap))
+    step = 1.0 / (ratio * (1 << shift)) if ratio > 0 and math.isfinite(ratio) else 1.0
+    wi = np.round(W / step).astype(np.int64)
+    zp = np.maximum(-wi.min(axis=1), 0)
+    wq = wi + zp[:, None]
+    wbits = max(1, int(wq.max(initial=0)).bit_length())
+    return wq, np.full(W.shape[0], step), zp, wbits, shift
+
+
 def multipliers(reals, precision: int, levels: int = 0, max_error: float = 0.0) -> tuple[list[int], int]:
     """Integer multipliers M_j and one shared shift s with M_j / 2^s ~= reals[j].
 

@@ -17,7 +17,7 @@ from .errors import ModelError, UnsupportedOpError
 from .fgraph import FGraph
 from .ir import Graph, Node, Tensor, verify
 from .ops import REGISTRY
-from .qparams import affine_params, multipliers
+from .qparams import affine_params, aligned_weights, multipliers, quantize_weights
 
 
 @dataclass
@@ -30,6 +30,12 @@ class QuantConfig:
     # this many output LSB (zkml/qparams.py multipliers); 0 = always `precision` bits (and always 0
     # for a pre-quantized QDQ / QLinear model)
     mult_error: float = 0.125
+    # Conv, ConvTranspose, Dense with constant weights: "aligned" puts the weights on the output's
+    # grid so that requantization is a pure shift (zkml/qparams.py aligned_weights: ~10 fewer
+    # range-check constraints per output, wider integer weights); "affine" keeps uint`weight_bits`
+    # weights and integer multipliers (what weights as signals want: each weight bit is a
+    # constraint there). "auto": aligned, unless zkml.api.compile sees weights as signals.
+    weight_grid: str = "auto"
 
     def check(self):
         for k in ("act_bits", "weight_bits"):
@@ -40,6 +46,8 @@ class QuantConfig:
             raise ModelError(f"precision={self.precision} is outside 4..64")
         if not 0 <= self.mult_error <= 0.5:
             raise ModelError(f"mult_error={self.mult_error} is outside 0..0.5 (output LSB)")
+        if self.weight_grid not in ("auto", "aligned", "affine"):
+            raise ModelError(f"weight_grid={self.weight_grid!r} is not one of auto, aligned, affine")
 
 
 class CalibrationWarning(UserWarning):
@@ -125,10 +133,20 @@ class Ctx:
         self.tensors[name] = t
         return t
 
-    def accumulator_multipliers(self, reals, out: Tensor) -> tuple[list[int], int]:
-        """Multipliers and shift for an output round(acc * reals[j]) + zero point of one accumulator
-        (Conv, ConvTranspose, Dense): the shortest within the config's error budget."""
-        return multipliers(reals, self.cfg.precision, (1 << out.bits) - 1, self.cfg.mult_error)
+    def accumulator_weights(self, W: np.ndarray, x: Tensor, out: Tensor, per_channel: bool, grid=None):
+        """Integer weights and requantization of an output round(acc * x_scale * w_scale[j] / out_scale)
+        + zero point of one accumulator (Conv, ConvTranspose, Dense), W a [n_out, k] float matrix:
+        (wq, w_scale[n_out], w_zp[n_out], w_bits, mult[n_out], shift). On the output's grid
+        (multiplier 1) when the config says aligned; else uint weights and the shortest multipliers
+        within the config's error budget. A pre-quantized model's `grid` is always kept."""
+        if grid is None and self.cfg.weight_grid != "affine":
+            wq, w_scale, w_zp, w_bits, shift = aligned_weights(W, self.cfg.weight_bits, per_channel,
+                                                               x.scale / out.scale)
+            return wq, w_scale, w_zp, w_bits, [1] * W.shape[0], shift
+        wq, w_scale, w_zp, w_bits = quantize_weights(W, self.cfg.weight_bits, per_channel, grid)
+        mult, shift = multipliers(x.scale * w_scale / out.scale, self.cfg.precision, (1 << out.bits) - 1,
+                                  self.cfg.mult_error)
+        return wq, w_scale, w_zp, w_bits, mult, shift
 
     def derived_tensor(self, name: str, src: Tensor, zero_point: int | None = None) -> Tensor:
         t = Tensor(name, list(self.shapes[name]), src.bits, src.scale,
@@ -139,10 +157,12 @@ class Ctx:
 
 def quantize(fg: FGraph, ranges: dict, cfg: QuantConfig, meta: dict | None = None) -> Graph:
     cfg.check()
-    if fg.act_grids and cfg.mult_error:
-        # a pre-quantized model keeps full-length multipliers: its integer outputs are to equal
-        # onnxruntime's, not to be within a budget of the real ratios
-        cfg = replace(cfg, mult_error=0.0)
+    if fg.act_grids and (cfg.mult_error or cfg.weight_grid != "affine"):
+        # a pre-quantized model keeps its weights and full-length multipliers: its integer outputs
+        # are to equal onnxruntime's, not to be within a budget of the real ratios
+        cfg = replace(cfg, mult_error=0.0, weight_grid="affine")
+    if cfg.weight_grid == "auto":
+        cfg = replace(cfg, weight_grid="aligned")
     ctx = Ctx(fg, ranges, cfg)
     for i in fg.inputs:
         ctx.new_tensor(i)

@@ -25,7 +25,6 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..fgraph import FNode
-from ..qparams import quantize_weights
 from . import Bounds, OpDef, onnx_rule, register
 from ._requant import requant_args, requant_bounds, requant_kernel
 from ._window import Geometry, attr, geometry_args, guarded, tap_table, window_geometry
@@ -120,11 +119,11 @@ class Conv(OpDef):
         if geo.n * geo.c * geo.h * geo.w != x.size:
             raise UnsupportedOpError("Conv", ctx.opset, f.name, f"input {x.shape} does not match the geometry")
         per_channel = ctx.cfg.per_channel or f.attrs.get("per_channel", False)
-        wq, w_scale, w_zp, w_bits = quantize_weights(W, ctx.cfg.weight_bits, per_channel, f.attrs.get("w_grid"))
-        bias_q = np.round(b / (x.scale * w_scale)).astype(np.int64)
         relu = f.attrs.get("relu", False)
         out = ctx.new_tensor(f.output, relu=relu)
-        mult, shift = ctx.accumulator_multipliers(x.scale * w_scale / out.scale, out)
+        wq, w_scale, w_zp, w_bits, mult, shift = ctx.accumulator_weights(W, x, out, per_channel,
+                                                                         f.attrs.get("w_grid"))
+        bias_q = np.round(b / (x.scale * w_scale)).astype(np.int64)
         p = Params(geo.n, geo.c, geo.h, geo.w, W.shape[0], geo.oh, geo.ow, geo.kh, geo.kw, geo.sh, geo.sw,
                    geo.pt, geo.pl, geo.dh, geo.dw, int(f.attrs["group"]), wq.tolist(), w_zp.tolist(),
                    w_bits, [int(v) for v in bias_q], x.zero_point, mult, shift,

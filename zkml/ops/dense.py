@@ -15,7 +15,6 @@ import numpy as np
 
 from ..errors import BuildError, UnsupportedOpError
 from ..fgraph import FNode
-from ..qparams import quantize_weights
 from . import Bounds, OpDef, onnx_rule, register
 from ._requant import requant_args, requant_bounds, requant_kernel
 
@@ -103,14 +102,13 @@ class Dense(OpDef):
         n_out, n_in = W.shape
         if x.shape[-1] != n_in:
             raise UnsupportedOpError("Dense", ctx.opset, f.name, f"input width {x.shape[-1]} != {n_in}")
-        wq, w_scale, w_zp, wb = quantize_weights(W, ctx.cfg.weight_bits, ctx.cfg.per_channel,
-                                                 f.attrs.get("w_grid"))
+        out = ctx.new_tensor(f.output, relu=f.attrs.get("relu", False))
+        wq, w_scale, w_zp, wb, mult, shift = ctx.accumulator_weights(W, x, out, ctx.cfg.per_channel,
+                                                                     f.attrs.get("w_grid"))
         bias_f = np.round(b / (x.scale * w_scale))
         if not np.all(np.isfinite(bias_f)):
             raise UnsupportedOpError("Dense", ctx.opset, f.name, "the bias or the scales are not finite")
         bias_q = [int(v) for v in bias_f]            # Python ints: a huge bias must not wrap around
-        out = ctx.new_tensor(f.output, relu=f.attrs.get("relu", False))
-        mult, shift = ctx.accumulator_multipliers(x.scale * w_scale / out.scale, out)
         rows = x.size // n_in
         p = Params(rows, n_in, n_out, wq.tolist(), w_zp.tolist(), wb, [int(v) for v in bias_q],
                    x.zero_point, mult, shift, out.zero_point,
