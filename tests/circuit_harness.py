@@ -358,10 +358,13 @@ def assert_accepted(circuit: Circuit, values: list[int]) -> None:
 
 
 def no_assignment_satisfies(circuit: Circuit, values: list[int], free: list[str],
-                            domain=(0, 1), limit: int = 1 << 16) -> bool:
+                            domain=(0, 1), limit: int = 1 << 16, honest: list[int] | None = None) -> bool:
     """Exhaustively try every assignment of `domain` values to the surviving signals `free`
     (the attacker's remaining choices, e.g. the bits of a decomposition) with the Python
-    evaluator. True when none satisfies the R1CS."""
+    evaluator. True when none satisfies the R1CS. With `honest` (the honest witness), an
+    assignment that reproduces it wire for wire does not count: it is no forgery (e.g. a forged
+    quotient q + 2^(100-S) whose low QBITS bits, all an attacker can write into the decomposition,
+    are the honest q's)."""
     idx = [circuit.index(n) for n in free if circuit.survives(n)]
     assert len(domain) ** len(idx) <= limit, f"{len(domain)}^{len(idx)} assignments is too many"
     r = r1cs_of(circuit)
@@ -377,6 +380,8 @@ def no_assignment_satisfies(circuit: Circuit, values: list[int], free: list[str]
             v[w] = x % p
         if all((r._eval(a, v) * r._eval(b, v) - r._eval(c, v)) % p == 0
                for a, b, c in (r.constraints[i] for i in touched)):
+            if honest is not None and all(x % p == y % p for x, y in zip(v, honest)):
+                continue
             return False
     tally("exhaustive bit assignments (Python R1CS)", len(domain) ** len(idx))
     return True

@@ -72,7 +72,7 @@ def _attack(circuit: Circuit, w: list[int], forgery, prefix: str, tried: collect
                     kind=f"{op}: {forgery.attack}")
     free = [n for n in forgery.free_bits if n in circuit.sym and circuit.survives(n)]
     if free and len(free) <= EXHAUSTIVE_MAX_BITS and lie_survives:
-        assert no_assignment_satisfies(circuit, bad, free), \
+        assert no_assignment_satisfies(circuit, bad, free, honest=w), \
             f"{op} {forgery.attack} ({forgery.label}): some choice of {free} satisfies the R1CS"
     tried[(op, forgery.attack)] += 1
     return True

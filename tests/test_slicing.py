@@ -128,11 +128,14 @@ def test_balanced_cuts_minimise_the_largest_segment(tmp_path):
 def test_max_constraints_cuts_and_splits_a_layer_too_big(tmp_path):
     g = _graph(mlp_model((6, 48, 48, 48, 48, 4)), tmp_path)
     est = slicing.node_estimates(g)
-    k = int(0.6 * sum(est))
+    cands = slicing.cut_candidates(g)
+    alone = max(e + sum(slicing.boundary_estimate(g, cands[j]) for j in (i - 1, i) if j in cands)
+                for i, e in enumerate(est))       # the dearest layer in a segment of its own
+    k = max(int(0.6 * sum(est)), alone)
+    assert k < sum(est)                           # the whole model does not fit: cuts are needed
     cuts = slicing.choose_cuts(g, max_constraints=k)
     assert len(cuts) >= 1
     edges = [-1, *cuts, len(est) - 1]
-    cands = slicing.cut_candidates(g)
     for a, b in zip(edges[:-1], edges[1:]):       # every segment within K, its boundaries included
         cost = sum(est[a + 1:b + 1]) + sum(slicing.boundary_estimate(g, cands[i])
                                            for i in (a, b) if 0 <= i < len(est) - 1)

@@ -59,8 +59,9 @@ def main():
 @click.option("--weight-bits", default=8, show_default=True, help="Weight bits (unsigned).")
 @click.option("--per-tensor", is_flag=True, help="One weight scale per tensor instead of per output channel.")
 @click.option("--mult-error", type=click.FloatRange(0, 0.5), default=0.125, show_default=True,
-              help="Conv/ConvTranspose/Dense: the shortest requantization multipliers whose rounding adds at most "
-                   "this many output LSB (fewer constraints); 0 = 16-bit multipliers as the other operators use.")
+              help="Conv/ConvTranspose/Dense with --weight-grid affine: the shortest requantization multipliers "
+                   "whose rounding adds at most this many output LSB (fewer constraints); 0 = 16-bit multipliers "
+                   "as the other operators use.")
 @click.option("--weight-grid", type=click.Choice(["auto", "aligned", "affine"]), default="auto", show_default=True,
               help="Conv/ConvTranspose/Dense weights: aligned = on the output's grid at no less than --weight-bits "
                    "resolution per channel, so requantization is a shift (fewer constraints; wider integer "

@@ -74,10 +74,15 @@ def aligned_weights(W: np.ndarray, bits: int, per_channel: bool, ratio: float, m
         cap = math.ceil(math.log2(1.0 / (ratio * coarse))) + max_extra_bits
         shift = max(1, min(want, cap))
     step = 1.0 / (ratio * (1 << shift)) if ratio > 0 and math.isfinite(ratio) else 1.0
-    wi = np.round(W / step).astype(np.int64)
+    wf = np.round(W / step)
+    if not np.all(np.isfinite(wf)):
+        raise ValueError("the weights on the output's grid are not finite (scales out of range)")
+    # Python ints past int64 (absurd scales): the bound analysis then refuses the layer by name
+    wi = wf.astype(np.int64) if np.abs(wf).max(initial=0) < 2.0 ** 62 else \
+        np.vectorize(int, otypes=[object])(wf)
     zp = np.maximum(-wi.min(axis=1), 0)
     wq = wi + zp[:, None]
-    wbits = max(1, int(wq.max(initial=0)).bit_length())
+    wbits = max(1, int(max(wq.max(initial=0), zp.max(initial=0))).bit_length())
     return wq, np.full(W.shape[0], step), zp, wbits, shift
 
 

@@ -133,15 +133,18 @@ class Ctx:
         self.tensors[name] = t
         return t
 
-    def accumulator_weights(self, W: np.ndarray, x: Tensor, out: Tensor, per_channel: bool, grid=None):
+    def accumulator_weights(self, node: str, W: np.ndarray, x: Tensor, out: Tensor, per_channel: bool, grid=None):
         """Integer weights and requantization of an output round(acc * x_scale * w_scale[j] / out_scale)
         + zero point of one accumulator (Conv, ConvTranspose, Dense), W a [n_out, k] float matrix:
         (wq, w_scale[n_out], w_zp[n_out], w_bits, mult[n_out], shift). On the output's grid
         (multiplier 1) when the config says aligned; else uint weights and the shortest multipliers
         within the config's error budget. A pre-quantized model's `grid` is always kept."""
         if grid is None and self.cfg.weight_grid != "affine":
-            wq, w_scale, w_zp, w_bits, shift = aligned_weights(W, self.cfg.weight_bits, per_channel,
-                                                               x.scale / out.scale)
+            try:
+                wq, w_scale, w_zp, w_bits, shift = aligned_weights(W, self.cfg.weight_bits, per_channel,
+                                                                   x.scale / out.scale)
+            except ValueError as e:
+                raise ModelError(f"node '{node}': {e}") from None
             return wq, w_scale, w_zp, w_bits, [1] * W.shape[0], shift
         wq, w_scale, w_zp, w_bits = quantize_weights(W, self.cfg.weight_bits, per_channel, grid)
         mult, shift = multipliers(x.scale * w_scale / out.scale, self.cfg.precision, (1 << out.bits) - 1,

@@ -284,9 +284,11 @@ def choose_cuts(graph: Graph, slices: int | None = None, max_constraints: int | 
             nxt = next((c for c in sorted(cands) if c >= start), len(graph.nodes) - 1)
             heavy = max(range(start, nxt + 1), key=lambda i: est[i])
             raise SliceError(f"no cut keeps the segment starting at node '{graph.nodes[start].name}' within "
-                             f"--max-constraints {max_constraints}: node '{graph.nodes[heavy].name}' "
-                             f"({graph.nodes[heavy].op}) alone needs ~{est[heavy]:,} constraints (with its "
-                             "boundaries) and cannot be split further; raise the limit")
+                             f"--max-constraints {max_constraints}: the shortest segment from there (to node "
+                             f"'{graph.nodes[nxt].name}') needs ~{seg_cost(start, nxt):,} constraints with its "
+                             f"boundary commitments, and its node '{graph.nodes[heavy].name}' "
+                             f"({graph.nodes[heavy].op}) alone needs ~{est[heavy]:,} and cannot be split further; "
+                             "raise the limit")
         cuts.append(fits[-1])
         start = fits[-1] + 1
 

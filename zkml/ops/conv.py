@@ -121,7 +121,7 @@ class Conv(OpDef):
         per_channel = ctx.cfg.per_channel or f.attrs.get("per_channel", False)
         relu = f.attrs.get("relu", False)
         out = ctx.new_tensor(f.output, relu=relu)
-        wq, w_scale, w_zp, w_bits, mult, shift = ctx.accumulator_weights(W, x, out, per_channel,
+        wq, w_scale, w_zp, w_bits, mult, shift = ctx.accumulator_weights(f.name, W, x, out, per_channel,
                                                                          f.attrs.get("w_grid"))
         bias_q = np.round(b / (x.scale * w_scale)).astype(np.int64)
         p = Params(geo.n, geo.c, geo.h, geo.w, W.shape[0], geo.oh, geo.ow, geo.kh, geo.kw, geo.sh, geo.sw,

@@ -103,7 +103,7 @@ class Dense(OpDef):
         if x.shape[-1] != n_in:
             raise UnsupportedOpError("Dense", ctx.opset, f.name, f"input width {x.shape[-1]} != {n_in}")
         out = ctx.new_tensor(f.output, relu=f.attrs.get("relu", False))
-        wq, w_scale, w_zp, wb, mult, shift = ctx.accumulator_weights(W, x, out, ctx.cfg.per_channel,
+        wq, w_scale, w_zp, wb, mult, shift = ctx.accumulator_weights(f.name, W, x, out, ctx.cfg.per_channel,
                                                                      f.attrs.get("w_grid"))
         bias_f = np.round(b / (x.scale * w_scale))
         if not np.all(np.isfinite(bias_f)):
