@@ -133,6 +133,24 @@ def test_weight_grid_and_mult_error_options(digits, tmp_path):
     assert r.returncode == 2 and "--mult-error" in r.stderr
 
 
+def test_weight_grid_follows_the_weights_visibility(tmp_path):
+    """With weights as signals every weight bit is a range-check constraint, so `auto` keeps
+    uint8 weights and multipliers there; `aligned` asked for explicitly still gives a circuit
+    whose witness equals the runtime, with wider weights and more constraints."""
+    from zkml.quantize import QuantConfig
+    from zkml.visibility import Visibility
+    vis = Visibility("private", "private", "public")
+    builds = {"auto": tmp_path / "auto", "aligned": tmp_path / "aligned"}
+    meta = {k: api.compile(EX / "model.onnx", b, EX / "calibration.npy", visibility=vis,
+                           cfg=QuantConfig(weight_grid=k)) for k, b in builds.items()}
+    assert [meta[k]["quant"]["weight_grid"] for k in builds] == ["affine", "aligned"]
+    bits = {k: [n.params.w_bits for n in api.load_graph(b).nodes if n.op == "Dense"] for k, b in builds.items()}
+    assert set(bits["auto"]) == {8} and min(bits["aligned"]) > 8
+    assert meta["aligned"]["circuit"]["constraints"] > meta["auto"]["circuit"]["constraints"]
+    for b in builds.values():
+        api.witness(b, EX / "input.json")          # raises unless the witness equals the runtime
+
+
 def test_key_from_another_setup_rejects(digits, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(digits, other)
