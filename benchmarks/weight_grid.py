@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     unknown = sorted(set(args.models) - set(EXAMPLES))
     if unknown:
         ap.error(f"unknown example(s) {', '.join(unknown)}: choose from {', '.join(EXAMPLES)}")
-    lines = ["| model | weights | constraints | shifts | weight bits | zkml acc | argmax agreement | "
+    lines = ["| model | weights | constraints | shifts | weight bits (widest layer) | zkml acc | argmax agreement | "
              "mean error (LSB) | max error inside the grid (LSB) |", "|---|---|---|---|---|---|---|---|---|"]
     for name in args.models or list(EXAMPLES):
         for label, kw in CONFIGS:
