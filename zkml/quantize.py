@@ -1,9 +1,11 @@
 """Calibrated post-training quantization: float graph → integer IR.
 
 Calibration runs onnxruntime on the user's samples and records every tensor's range;
-activations get unsigned affine parameters (uint8 by default), weights per output channel
-(or per tensor), biases become wide integers and requantizations integer (multiplier,
-shift) pairs. After this pass nothing computes with a float.
+activations get unsigned affine parameters (uint8 by default); Conv/Dense weights go on the
+output's grid (constants: requantization by a shift) or get uint affine parameters per output
+channel or per tensor (weights as signals; a pre-quantized model keeps its own); biases become
+wide integers and requantizations integer (multiplier, shift) pairs. After this pass nothing
+computes with a float.
 """
 from __future__ import annotations
 
