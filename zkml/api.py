@@ -130,12 +130,12 @@ def quantize_model(model: str | Path, calibration: str | Path | None = None, cfg
 
 
 def _weights_grid(graph: Graph, cfg: QuantConfig) -> str:
-    res = f"{cfg.weight_bits}-bit resolution per {'channel' if cfg.per_channel else 'tensor'}"
-    if graph.meta["quant"]["weight_grid"] == "affine":
-        return f"uint{cfg.weight_bits} per {'channel' if cfg.per_channel else 'tensor'}"
+    per = "channel" if cfg.per_channel else "tensor"
+    if cfg.weight_grid == "affine":
+        return f"uint{cfg.weight_bits} per {per}"
     wide = max((n.params.w_bits for n in graph.nodes if hasattr(n.params, "w_bits")), default=0)
-    return (f"on each output's grid ({res}, up to {wide}-bit integers; requantization by shifts)" if wide
-            else res)
+    return (f"on each output's grid ({cfg.weight_bits}-bit resolution per {per}, up to {wide}-bit integers; "
+            "requantization by shifts)" if wide else "none")
 
 
 def compile_graph(graph: Graph, out_dir: str | Path, model: str | Path, onnx_model: onnx.ModelProto | None,

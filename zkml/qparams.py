@@ -66,14 +66,15 @@ def aligned_weights(W: np.ndarray, bits: int, per_channel: bool, ratio: float, m
     lo, hi = np.minimum(W.min(axis=1), 0.0), np.maximum(W.max(axis=1), 0.0)
     spans = hi - lo if per_channel else np.full(W.shape[0], float(hi.max() - lo.min()))
     live = spans[spans > 1e-12]
-    if live.size == 0 or not (ratio > 0 and math.isfinite(ratio)):
-        shift = 1
-    else:
+    if not (ratio > 0 and math.isfinite(ratio)):
+        raise ValueError(f"the scale ratio x_scale / out_scale = {ratio} is not a positive finite number")
+    shift = 1
+    if live.size:
         fine, coarse = float(live.min()) / qmax, float(live.max()) / qmax
         want = math.ceil(math.log2(1.0 / (ratio * fine)))
         cap = math.ceil(math.log2(1.0 / (ratio * coarse))) + max_extra_bits
         shift = max(1, min(want, cap))
-    step = 1.0 / (ratio * (1 << shift)) if ratio > 0 and math.isfinite(ratio) else 1.0
+    step = 1.0 / (ratio * (1 << shift))
     wf = np.round(W / step)
     if not np.all(np.isfinite(wf)):
         raise ValueError("the weights on the output's grid are not finite (scales out of range)")
